@@ -1,0 +1,255 @@
+import _EdgeCore
+import _EdgeQuant
+
+/// The edge-ddim model file (`.edm`): one file holding the UNet config, the noise schedule and every
+/// weight, laid out so the runtime maps it and reads weights in place. `docs/FORMAT.md` documents it byte
+/// by byte; this file is the implementation of that document.
+public enum ModelFormat {
+    /// "EDGEDDIM" in ASCII.
+    public static let magic: [UInt8] = Array("EDGEDDIM".utf8)
+    /// Bumped on any change a version-1 reader could misread.
+    public static let version: UInt32 = 1
+    public static let headerBytes = 64
+    /// Tensor data offsets are multiples of this: a cache line, and the widest SIMD load.
+    public static let dataAlignment = 64
+    /// Refuse tensors above this rank or dimension: no UNet weight is bigger, and it bounds what a hostile
+    /// file can make us compute.
+    public static let maxRank = 4
+    public static let maxDimension = 1 << 24
+    public static let maxTensors = 100_000
+}
+
+/// How a tensor's values are arranged. Version 1 has one layout; packed kernel layouts get new codes.
+public enum TensorLayout: UInt8, Sendable {
+    /// Row-major in the checkpoint's own dimension order (PyTorch's [O, I, kh, kw] for convolutions).
+    case checkpoint = 0
+}
+
+/// One tensor to write.
+public struct TensorRecord: Sendable {
+    public var name: String
+    public var type: WeightType
+    public var shape: [Int]
+    /// The encoded values: `count · type.elementBytes` bytes.
+    public var values: [UInt8]
+    /// One fp32 scale per `shape[0]` for `.q8PerChannel`.
+    public var scales: [Float]?
+
+    public init(name: String, type: WeightType, shape: [Int], values: [UInt8], scales: [Float]? = nil) {
+        self.name = name; self.type = type; self.shape = shape; self.values = values; self.scales = scales
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// Serialises a model. The whole file is built in memory (a UNet is at most a few hundred MB) and written
+/// atomically, so a failed conversion never leaves a partial model file.
+public enum ModelFileWriter {
+    public static func encode(metadata: Metadata, tensors: [TensorRecord]) -> [UInt8] {
+        var meta = ByteWriter()
+        metadata.encode(into: &meta)
+
+        // Lay out the data section first so the directory can hold final offsets.
+        var dataOffsets: [(values: Int, scales: Int)] = []
+        var dataSize = 0
+        for t in tensors {
+            precondition(t.values.count == t.elementCount * t.type.elementBytes, "\(t.name): value bytes do not match its shape")
+            precondition((t.type == .q8PerChannel) == (t.scales != nil) && (t.scales?.count ?? t.shape[0]) == t.shape[0])
+            let values = dataSize
+            dataSize = alignUp(dataSize + t.values.count, ModelFormat.dataAlignment)
+            var scales = 0
+            if let s = t.scales {
+                scales = dataSize
+                dataSize = alignUp(dataSize + s.count * 4, ModelFormat.dataAlignment)
+            }
+            dataOffsets.append((values, scales))
+        }
+
+        var dir = ByteWriter()
+        dir.u32(UInt32(tensors.count))
+        for (t, o) in zip(tensors, dataOffsets) {
+            let name = Array(t.name.utf8)
+            dir.u16(UInt16(name.count)); dir.raw(name)
+            dir.u8(t.type.rawValue)
+            dir.u8(TensorLayout.checkpoint.rawValue)
+            dir.u8(UInt8(t.shape.count))
+            dir.u8(0)
+            for d in t.shape { dir.u64(UInt64(d)) }
+            dir.u64(UInt64(o.values))
+            dir.u64(UInt64(t.values.count))
+            dir.u64(UInt64(o.scales))
+        }
+
+        let metadataOffset = ModelFormat.headerBytes
+        let directoryOffset = metadataOffset + meta.count
+        let dataOffset = alignUp(directoryOffset + dir.count, ModelFormat.dataAlignment)
+
+        var w = ByteWriter()
+        w.raw(ModelFormat.magic)
+        w.u32(ModelFormat.version)
+        w.u32(0)
+        w.u64(UInt64(metadataOffset)); w.u64(UInt64(meta.count))
+        w.u64(UInt64(directoryOffset)); w.u64(UInt64(dir.count))
+        w.u64(UInt64(dataOffset)); w.u64(UInt64(dataSize))
+        precondition(w.count == ModelFormat.headerBytes)
+        w.raw(meta.bytes)
+        w.raw(dir.bytes)
+        w.pad(toMultipleOf: ModelFormat.dataAlignment)
+        for (t, o) in zip(tensors, dataOffsets) {
+            precondition(w.count == dataOffset + o.values)
+            w.raw(t.values)
+            w.pad(toMultipleOf: ModelFormat.dataAlignment)
+            if let s = t.scales {
+                s.withUnsafeBytes { raw in
+                    for f in raw.bindMemory(to: Float.self) { w.u32(f.bitPattern) }
+                }
+                w.pad(toMultipleOf: ModelFormat.dataAlignment)
+            }
+        }
+        precondition(w.count == dataOffset + dataSize)
+        return w.bytes
+    }
+
+    public static func write(_ path: String, metadata: Metadata, tensors: [TensorRecord]) throws {
+        try writeFileAtomically(path, bytes: encode(metadata: metadata, tensors: tensors))
+    }
+}
+
+/// A model file mapped read-only and validated: every offset, size and count is checked against the
+/// file before anything is read through it.
+public final class ModelFile: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public let name: String
+        public let type: WeightType
+        public let shape: [Int]
+        /// Byte offsets from the start of the file.
+        public let valuesOffset: Int
+        public let valuesBytes: Int
+        public let scalesOffset: Int?
+        public var elementCount: Int { shape.reduce(1, *) }
+    }
+
+    public let path: String
+    public let metadata: Metadata
+    public let unet: UNetConfig
+    public let schedule: NoiseScheduleConfig
+    /// In file order.
+    public let entries: [Entry]
+    private let index: [String: Int]
+    private let file: MappedFile
+
+    public convenience init(path: String) throws {
+        try self.init(mapped: MappedFile(path: path))
+    }
+
+    public init(mapped: MappedFile) throws {
+        file = mapped
+        path = mapped.path
+        let bytes = mapped.bytes
+        let ctx = "model file \(mapped.path)"
+        var r = ByteReader(bytes, context: ctx)
+        guard bytes.count >= ModelFormat.headerBytes else {
+            throw EdgeError("\(ctx): too short to be an edge-ddim model (\(bytes.count) bytes)")
+        }
+        guard Array(try r.bytes(8, "magic")) == ModelFormat.magic else {
+            throw EdgeError("\(ctx): not an edge-ddim model file (wrong magic)")
+        }
+        let version = try r.u32("version")
+        guard version == ModelFormat.version else {
+            throw EdgeError("\(ctx): format version \(version) is not supported (this build reads version \(ModelFormat.version)); convert the checkpoint again")
+        }
+        _ = try r.u32("flags")
+        let limit = bytes.count
+        let metadataOffset = try r.size("metadata offset", limit: limit), metadataSize = try r.size("metadata size", limit: limit)
+        let directoryOffset = try r.size("directory offset", limit: limit), directorySize = try r.size("directory size", limit: limit)
+        let dataOffset = try r.size("data offset", limit: limit), dataSize = try r.size("data size", limit: limit)
+        func section(_ offset: Int, _ size: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+            guard offset >= ModelFormat.headerBytes, size <= limit - offset else {
+                throw EdgeError("\(ctx): \(what) (offset \(offset), \(size) bytes) lies outside the file (\(limit) bytes); the file is truncated or corrupt")
+            }
+            return UnsafeRawBufferPointer(rebasing: bytes[offset ..< offset + size])
+        }
+        guard dataOffset % ModelFormat.dataAlignment == 0 else { throw EdgeError("\(ctx): data offset \(dataOffset) is not 64-byte aligned") }
+        var meta = ByteReader(try section(metadataOffset, metadataSize, "metadata"), context: ctx)
+        var dir = ByteReader(try section(directoryOffset, directorySize, "tensor directory"), context: ctx)
+        _ = try section(dataOffset, dataSize, "tensor data")
+
+        metadata = try Metadata.decode(&meta)
+        unet = try metadata.unet()
+        schedule = try metadata.schedule()
+        try unet.validate()
+
+        let count = Int(try dir.u32("tensor count"))
+        guard count <= ModelFormat.maxTensors else { throw EdgeError("\(ctx): \(count) tensors is more than the limit of \(ModelFormat.maxTensors)") }
+        var entries: [Entry] = []
+        var index: [String: Int] = [:]
+        for _ in 0 ..< count {
+            let name = try dir.utf8(Int(try dir.u16("tensor name length")), "tensor name")
+            let typeCode = try dir.u8("type of \(name)")
+            guard let type = WeightType(rawValue: typeCode) else { throw EdgeError("\(ctx): tensor \(name) has unknown weight type \(typeCode)") }
+            let layout = try dir.u8("layout of \(name)")
+            guard TensorLayout(rawValue: layout) != nil else { throw EdgeError("\(ctx): tensor \(name) has unknown layout \(layout)") }
+            let rank = Int(try dir.u8("rank of \(name)"))
+            _ = try dir.u8("reserved")
+            guard (1 ... ModelFormat.maxRank).contains(rank) else { throw EdgeError("\(ctx): tensor \(name) has rank \(rank)") }
+            var shape: [Int] = []
+            var elements = 1
+            for _ in 0 ..< rank {
+                let d = try dir.size("dimension of \(name)", limit: ModelFormat.maxDimension)
+                guard d >= 1 else { throw EdgeError("\(ctx): tensor \(name) has a zero dimension") }
+                let (product, overflow) = elements.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= limit else { throw EdgeError("\(ctx): tensor \(name) claims \(shape + [d]) elements, more than the file holds") }
+                elements = product
+                shape.append(d)
+            }
+            let valuesOffset = try dir.size("offset of \(name)", limit: dataSize)
+            let valuesBytes = try dir.size("size of \(name)", limit: dataSize)
+            let scalesOffset = try dir.size("scales offset of \(name)", limit: dataSize)
+            guard valuesBytes == elements * type.elementBytes else {
+                throw EdgeError("\(ctx): tensor \(name) holds \(valuesBytes) bytes but its shape \(shape) as \(type) needs \(elements * type.elementBytes)")
+            }
+            guard valuesOffset % ModelFormat.dataAlignment == 0, valuesBytes <= dataSize - valuesOffset else {
+                throw EdgeError("\(ctx): tensor \(name) lies outside the data section or is misaligned; the file is truncated or corrupt")
+            }
+            var scales: Int? = nil
+            if type == .q8PerChannel {
+                guard scalesOffset % ModelFormat.dataAlignment == 0, shape[0] * 4 <= dataSize - scalesOffset else {
+                    throw EdgeError("\(ctx): scales of tensor \(name) lie outside the data section; the file is truncated or corrupt")
+                }
+                scales = dataOffset + scalesOffset
+            }
+            guard index[name] == nil else { throw EdgeError("\(ctx): tensor \(name) appears twice") }
+            index[name] = entries.count
+            entries.append(Entry(name: name, type: type, shape: shape, valuesOffset: dataOffset + valuesOffset, valuesBytes: valuesBytes, scalesOffset: scales))
+        }
+        self.entries = entries
+        self.index = index
+    }
+
+    public func entry(_ name: String) throws -> Entry {
+        guard let i = index[name] else { throw EdgeError("model file \(path): tensor \(name) is missing") }
+        return entries[i]
+    }
+
+    /// A weight as an O × (everything else) matrix, in place in the mapping.
+    public func matrix(_ name: String, shape expected: [Int]) throws -> WeightMatrix {
+        let e = try entry(name)
+        guard e.shape == expected else { throw EdgeError("model file \(path): tensor \(name) has shape \(e.shape), expected \(expected)") }
+        let base = file.bytes.baseAddress!
+        let scales = e.scalesOffset.map { (base + $0).assumingMemoryBound(to: Float.self) }
+        return WeightMatrix(type: e.type, rows: e.shape[0], columns: e.elementCount / e.shape[0], values: base + e.valuesOffset, scales: scales)
+    }
+
+    /// An fp32 vector (biases and norm parameters are always stored fp32), in place in the mapping.
+    public func vector(_ name: String, count: Int) throws -> UnsafePointer<Float> {
+        let e = try entry(name)
+        guard e.shape == [count] else { throw EdgeError("model file \(path): tensor \(name) has shape \(e.shape), expected [\(count)]") }
+        guard e.type == .f32 else { throw EdgeError("model file \(path): tensor \(name) is \(e.type); biases and norm parameters must be fp32") }
+        return (file.bytes.baseAddress! + e.valuesOffset).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Bytes of weight data, padding excluded.
+    public var weightBytes: Int { entries.reduce(0) { $0 + $1.valuesBytes + ($1.scalesOffset == nil ? 0 : $1.shape[0] * 4) } }
+    public var parameterCount: Int { entries.reduce(0) { $0 + $1.elementCount } }
+    public var fileBytes: Int { file.bytes.count }
+}

@@ -1,0 +1,58 @@
+import _EdgeThreads
+
+/// Work split over threads: `run(i)` is called once for each index, possibly on different threads at
+/// once, and must only write memory no other index writes.
+///
+/// Kernels describe their work as a small struct rather than a closure: a closure handed to C has to be
+/// made escaping (`withoutActuallyEscaping`), which allocates its context on the heap on every call, and
+/// the sampling loop must not allocate. A task of at most three words travels as an inline existential:
+/// no allocation. Bigger state stays on the caller's stack and the task holds a pointer to it.
+public protocol ParallelTask {
+    func run(_ index: Int)
+}
+
+/// How many threads the kernels split work over. A value passed down the call chain, not global state:
+/// each UNet owns one.
+public struct Threads: Sendable, Equatable {
+    public let count: Int
+
+    /// `count` threads; nil means OpenMP's default (OMP_NUM_THREADS, else every online core).
+    public init(_ count: Int? = nil) {
+        self.count = max(1, count ?? Int(edge_default_threads()))
+    }
+
+    public static let single = Threads(1)
+
+    /// Calls task.run(i) for i in 0..<n, spread over the threads (a static split: thread t of T gets
+    /// indices [n·t/T, n·(t+1)/T)), and returns when all calls are done. Allocates nothing.
+    @inlinable
+    public func parallelFor<Task: ParallelTask>(_ n: Int, _ task: Task) {
+        if count <= 1 || n <= 1 {
+            for i in 0 ..< n { task.run(i) }
+            return
+        }
+        precondition(MemoryLayout<Task>.size <= 3 * MemoryLayout<Int>.size,
+                     "\(Task.self) is \(MemoryLayout<Task>.size) bytes; keep tasks to three words (point to larger state) so they are not boxed")
+        var erased: any ParallelTask = task
+        withUnsafeMutablePointer(to: &erased) { pointer in
+            edge_parallel_for(n, Int32(count), { context, index in
+                context!.assumingMemoryBound(to: (any ParallelTask).self).pointee.run(index)
+            }, pointer)
+        }
+    }
+
+    /// Closure form, for code outside the sampling loop: handing a closure to C allocates its context on
+    /// every threaded call.
+    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
+        if count <= 1 || n <= 1 {
+            for i in 0 ..< n { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in parallelFor(n, ClosureTask(body: body)) }
+    }
+}
+
+struct ClosureTask: ParallelTask {
+    let body: (Int) -> Void
+    func run(_ index: Int) { body(index) }
+}

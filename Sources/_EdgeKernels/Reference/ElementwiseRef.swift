@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// out = (a + b) · scale, element-wise over `count` values; out may alias a or b.
+public func addScaledRef(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, scale: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
+    for i in 0 ..< count { out[i] = (a[i] + b[i]) * scale }
+}
+
+/// x[n, c, p] += v[n, c]: adds the time embedding projection to every pixel of its channel.
+public func addChannelVectorRef(_ x: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int, vector: UnsafePointer<Float>) {
+    for n in 0 ..< batch {
+        for c in 0 ..< channels {
+            let v = vector[n * channels + c]
+            let plane = x + (n * channels + c) * pixels
+            for p in 0 ..< pixels { plane[p] += v }
+        }
+    }
+}
+
+/// Channel concatenation of [N, Ca, P] and [N, Cb, P] into [N, Ca + Cb, P] (the UNet's skip connections).
+public func concatChannelsRef(_ a: UnsafePointer<Float>, channelsA: Int, _ b: UnsafePointer<Float>, channelsB: Int,
+                              batch: Int, pixels: Int, into out: UnsafeMutablePointer<Float>) {
+    for n in 0 ..< batch {
+        let dst = out + n * (channelsA + channelsB) * pixels
+        dst.update(from: a + n * channelsA * pixels, count: channelsA * pixels)
+        (dst + channelsA * pixels).update(from: b + n * channelsB * pixels, count: channelsB * pixels)
+    }
+}
+
+/// Nearest-neighbour 2× upsampling of [N·C, H, W] planes into [N·C, 2H, 2W].
+public func upsampleNearest2xRef(_ x: UnsafePointer<Float>, planes: Int, height: Int, width: Int, into out: UnsafeMutablePointer<Float>) {
+    for p in 0 ..< planes {
+        let src = x + p * height * width
+        let dst = out + p * 4 * height * width
+        for y in 0 ..< 2 * height {
+            for xx in 0 ..< 2 * width { dst[y * 2 * width + xx] = src[(y / 2) * width + xx / 2] }
+        }
+    }
+}
+
+/// diffusers' sinusoidal timestep embedding (`get_timestep_embedding`), computed in fp32 as torch does:
+///
+///     f_j = exp(−ln(10000) · j / (D/2 − freqShift)),  j < D/2
+///     emb = [sin(t·f), cos(t·f)], or [cos(t·f), sin(t·f)] when flipSinToCos; a zero column pads odd D.
+///
+/// - timesteps: [N]; out: [N, D].
+public func timestepEmbeddingRef(timesteps: UnsafePointer<Float>, batch: Int, dimension: Int, flipSinToCos: Bool, freqShift: Int,
+                                 into out: UnsafeMutablePointer<Float>) {
+    let half = dimension / 2
+    let logMaxPeriod = Float(-9.210340371976184)  // −ln(10000), rounded to fp32 as torch does with a Python float
+    for n in 0 ..< batch {
+        let row = out + n * dimension
+        for j in 0 ..< half {
+            let exponent = logMaxPeriod * Float(j) / Float(half - freqShift)
+            let arg = timesteps[n] * expf(exponent)
+            let (first, second) = flipSinToCos ? (cosf(arg), sinf(arg)) : (sinf(arg), cosf(arg))
+            row[j] = first
+            row[half + j] = second
+        }
+        if dimension % 2 == 1 { row[dimension - 1] = 0 }
+    }
+}
+
+/// out = x · scale + shift over `count` values; out may alias x.
+public func affineRef(_ x: UnsafePointer<Float>, scale: Float, shift: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
+    for i in 0 ..< count { out[i] = x[i] * scale + shift }
+}
+
+/// out = SiLU(x) over `count` values; out may alias x.
+public func siluRef(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
+    for i in 0 ..< count { out[i] = silu(x[i]) }
+}

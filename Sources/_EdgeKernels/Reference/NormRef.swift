@@ -1,0 +1,44 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SiLU(x) = x · σ(x) = x / (1 + e^(−x)).
+@inlinable public func silu(_ x: Float) -> Float { x / (1 + expf(-x)) }
+
+/// Reference group normalisation over NCHW, optionally followed by SiLU (every GroupNorm in a diffusers
+/// ResnetBlock2D is followed by one).
+///
+///     y[n, c, p] = (x[n, c, p] − μ[n, g]) / √(σ²[n, g] + eps) · γ[c] + β[c],   g = c / (C / G)
+///
+/// with μ and the biased variance σ² over the C/G channels and all pixels of group g. Statistics
+/// accumulate in Double so the oracle's own rounding is far below any kernel's.
+///
+/// - input, output: [N, C, P] (P = H·W); may alias. gamma, beta: [C].
+public func groupNormRef(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, channels: Int, pixels: Int,
+                         groups: Int, eps: Float, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, applySiLU: Bool) {
+    precondition(groups > 0 && channels % groups == 0)
+    let perGroup = channels / groups
+    let count = perGroup * pixels
+    for n in 0 ..< batch {
+        for g in 0 ..< groups {
+            let base = (n * channels + g * perGroup) * pixels
+            var sum = 0.0
+            for i in 0 ..< count { sum += Double(input[base + i]) }
+            let mean = sum / Double(count)
+            var squares = 0.0
+            for i in 0 ..< count { let d = Double(input[base + i]) - mean; squares += d * d }
+            let inverseStd = 1 / (squares / Double(count) + Double(eps)).squareRoot()
+            for cc in 0 ..< perGroup {
+                let c = g * perGroup + cc
+                let scale = Float(inverseStd) * gamma[c]
+                let shift = beta[c] - Float(mean) * scale
+                for p in 0 ..< pixels {
+                    let i = base + cc * pixels + p
+                    let y = input[i] * scale + shift
+                    output[i] = applySiLU ? silu(y) : y
+                }
+            }
+        }
+    }
+}
+

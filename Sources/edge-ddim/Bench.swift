@@ -1,0 +1,37 @@
+import ArgumentParser
+import _EdgeCore
+import EdgeDDIM
+import EdgeModelFile
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Time one UNet evaluation.")
+
+    @Option(help: "Model file.")
+    var model: String = defaultModelPath
+
+    @Option(help: "Images per evaluation (the UNet's batch).")
+    var count: Int = 1
+
+    @Option(help: "Threads. Default: OMP_NUM_THREADS, else every online core.")
+    var threads: Int?
+
+    @Option(help: "Timed evaluations (after one warm-up).")
+    var iterations: Int = 10
+
+    @Flag(help: "Print one JSON object on stdout.")
+    var json = false
+
+    func run() throws {
+        guard (1 ... 4096).contains(count) else { throw EdgeError.usage("--count must be in 1...4096, got \(count)") }
+        guard (1 ... 100_000).contains(iterations) else { throw EdgeError.usage("--iterations must be in 1...100000, got \(iterations)") }
+        if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
+        let file = try openModel(model)
+        let result = try UNetBenchmark.run(model: file, batch: count, threads: Threads(threads), iterations: iterations)
+        if json {
+            print(result.json)
+        } else {
+            print("unet \(model): batch \(count), \(result.threads) threads, \(iterations) iterations")
+            print("  median \(fixed(result.medianMilliseconds, decimals: 2)) ms, min \(fixed(result.minMilliseconds, decimals: 2)) ms, \(fixed(result.gflops, decimals: 1)) GFLOP/s")
+        }
+    }
+}

@@ -1,0 +1,40 @@
+import ArgumentParser
+import _EdgeCore
+import _EdgeQuant
+import EdgeDDIM
+import EdgeModelFile
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Describe a model file: config, parameters, weight types, memory.")
+
+    @Argument(help: "Model file.")
+    var model: String = defaultModelPath
+
+    @Option(help: "Images to plan working memory for.")
+    var count: Int = 1
+
+    @Option(help: "Images per UNet evaluation. Default: min(count, 4).")
+    var batch: Int?
+
+    func run() throws {
+        let file = try openModel(model)
+        var options = SamplingOptions()
+        options.count = count
+        options.batch = batch
+        try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
+        let u = file.unet, s = file.schedule
+        var types: [String: Int] = [:]
+        for e in file.entries { types[e.type.description, default: 0] += 1 }
+        let macs = u.multiplyAccumulates()
+        print("model        \(model)")
+        print("unet         \(u.sampleSize)×\(u.sampleSize), \(u.inChannels) → \(u.outChannels) channels, blocks \(u.blockOutChannels), \(u.layersPerBlock) layers per block")
+        print("             down \(u.downBlockTypes.map(\.rawValue).joined(separator: ", "))")
+        print("             up   \(u.upBlockTypes.map(\.rawValue).joined(separator: ", "))")
+        print("             mid attention \(u.addAttention), head dim \(u.attentionHeadDim.map(String.init) ?? "all channels"), groups \(u.normNumGroups), eps \(u.normEps)")
+        print("schedule     \(s.betaSchedule.rawValue) betas \(s.betaStart)…\(s.betaEnd), T = \(s.numTrainTimesteps), \(s.predictionType.rawValue), clip_sample \(s.clipSample), spacing \(s.timestepSpacing.rawValue)")
+        print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
+        print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped, read in place)")
+        print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
+        print("working mem  \(megabytes(try DDIMPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
+    }
+}

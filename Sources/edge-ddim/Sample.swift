@@ -1,0 +1,103 @@
+import ArgumentParser
+import _EdgeCore
+import EdgeDDIM
+import EdgeModelFile
+import EdgeImageIO
+
+/// The model the commands use when --model is not given: the int8 conversion of ddpm-fashion-32 in models/.
+let defaultModelPath = "models/ddpm-fashion-32.edm"
+
+func openModel(_ path: String) throws -> ModelFile {
+    guard fileExists(path) else {
+        let hint = path == defaultModelPath ? " (run from the repository root, or pass --model PATH)" : ""
+        throw EdgeError("model \(path) not found\(hint)")
+    }
+    return try ModelFile(path: path)
+}
+
+extension NoiseScheduleConfig.TimestepSpacing: ExpressibleByArgument {}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate a grid of images (the default command).")
+
+    @Option(help: "Model file written by convert.")
+    var model: String = defaultModelPath
+
+    @Option(help: "Denoising steps S (UNet evaluations), 1 to the model's num_train_timesteps.")
+    var steps: Int = 10
+
+    @Option(help: "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like.")
+    var eta: Float = 0
+
+    @Option(help: "Seed; the same seed gives diffusers' DDIMPipeline(generator=torch.Generator().manual_seed(seed)) noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Images to generate.")
+    var count: Int = 16
+
+    @Option(help: "Timestep spacing: leading (the paper's uniform), trailing, linspace or quadratic. Default: the model's.")
+    var schedule: NoiseScheduleConfig.TimestepSpacing?
+
+    @Flag(inversion: .prefixedNo, help: "Clip the predicted x₀ to the model's clip_sample_range. Default: the model's clip_sample.")
+    var clipSample: Bool?
+
+    @Option(help: "Threads. Default: OMP_NUM_THREADS, else every online core.")
+    var threads: Int?
+
+    @Option(help: "Images per UNet evaluation (memory versus speed). Default: min(count, 4).")
+    var batch: Int?
+
+    @Option(help: "PNG file for the grid of images.")
+    var output: String = "samples.png"
+
+    @Option(help: "Also write the final x₀ (float32 N×C×H×W, unclamped) to this .npy file.")
+    var npy: String?
+
+    @Option(help: "Start from this x_T (float32 N×C×H×W .npy) instead of seeded noise.")
+    var initNoise: String?
+
+    @Flag(help: "No progress lines.")
+    var quiet = false
+
+    func run() throws {
+        if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
+        var options = SamplingOptions()
+        options.steps = steps
+        options.eta = eta
+        options.seed = seed
+        options.count = count
+        options.spacing = schedule
+        options.clipSample = clipSample
+        options.batch = batch
+        options.threads = Threads(threads)
+        guard eta.isFinite, eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
+        try checkWritable(output)
+        if let npy { try checkWritable(npy) }
+
+        let start = monotonicSeconds()
+        let file = try openModel(model)
+        try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
+        let pipeline = try DDIMPipeline(model: file, options: options)
+        if let initNoise {
+            let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
+            try values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
+        }
+        let loop = monotonicSeconds()
+        try pipeline.run { step, total in
+            guard !quiet else { return }
+            let elapsed = monotonicSeconds() - loop
+            let remaining = elapsed / Double(step) * Double(total - step)
+            printError("step \(step)/\(total)  elapsed \(fixed(elapsed, decimals: 1)) s  remaining \(fixed(remaining, decimals: 1)) s")
+        }
+        let sampling = monotonicSeconds() - loop
+        let shape = pipeline.shape
+        let x0 = UnsafeBufferPointer(pipeline.x)
+        try PNG.write(images: x0, count: shape[0], channels: shape[1], height: shape[2], width: shape[3], to: output)
+        if let npy { try NPY.write(Array(x0), shape: shape, to: npy) }
+        let total = monotonicSeconds() - start
+        printError("done: \(count) image\(count == 1 ? "" : "s"), \(steps) steps in \(fixed(total, decimals: 2)) s "
+            + "(\(fixed(sampling / Double(steps), decimals: 3)) s per step), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
+            + (npy.map { " and \($0)" } ?? ""))
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import XCTest
+import EdgeImageIO
+
+/// The two command-line tools as a user runs them: bad input gets one line on stderr, exit status 2 for
+/// usage errors and 1 for runtime errors, and leaves no output file.
+final class CLITests: XCTestCase {
+    /// The built products sit beside the test bundle.
+    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+
+    struct Outcome { let status: Int32; let stdout: String; let stderr: String }
+
+    func run(_ tool: String, _ arguments: [String], in folder: String) throws -> Outcome {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: products + "/" + tool)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    var model: String { repositoryRoot + "/models/ddpm-fashion-32.edm" }
+
+    func assertFails(_ tool: String, _ arguments: [String], status: Int32, mentions: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let outcome = try run(tool, arguments, in: temp)
+        XCTAssertEqual(outcome.status, status, "\(arguments): \(outcome.stderr)", file: file, line: line)
+        let lines = outcome.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, "\(arguments): stderr was \(outcome.stderr)", file: file, line: line)
+        XCTAssertTrue(outcome.stderr.contains(mentions), "\(arguments): \(outcome.stderr) lacks \(mentions)", file: file, line: line)
+        let left = try FileManager.default.contentsOfDirectory(atPath: temp)
+        XCTAssertEqual(left, [], "\(arguments) left \(left)", file: file, line: line)
+    }
+
+    func testUsageErrorsExitWithStatus2() throws {
+        let m = ["--model", model]
+        try assertFails("edge-ddim", m + ["--steps", "abc"], status: 2, mentions: "steps")
+        try assertFails("edge-ddim", m + ["--steps", "0"], status: 2, mentions: "--steps must be in 1...1000")
+        try assertFails("edge-ddim", m + ["--steps", "1001"], status: 2, mentions: "--steps must be in 1...1000")
+        try assertFails("edge-ddim", m + ["--eta", "1.5"], status: 2, mentions: "--eta")
+        try assertFails("edge-ddim", m + ["--eta", "nan"], status: 2, mentions: "--eta")
+        try assertFails("edge-ddim", m + ["--eta", "x"], status: 2, mentions: "eta")
+        try assertFails("edge-ddim", m + ["--count", "0"], status: 2, mentions: "--count")
+        try assertFails("edge-ddim", m + ["--count", "-3"], status: 2, mentions: "count")
+        try assertFails("edge-ddim", m + ["--threads", "0"], status: 2, mentions: "--threads")
+        try assertFails("edge-ddim", m + ["--schedule", "cubic"], status: 2, mentions: "schedule")
+        try assertFails("edge-ddim", m + ["--frobnicate"], status: 2, mentions: "frobnicate")
+        try assertFails("edge-ddim", ["bench", "--model", model, "--iterations", "0"], status: 2, mentions: "--iterations")
+    }
+
+    func testRuntimeErrorsExitWithStatus1() throws {
+        try assertFails("edge-ddim", ["--model", "/nonexistent/m.edm"], status: 1, mentions: "not found")
+        try assertFails("edge-ddim", ["--model", model, "--output", "/nonexistent/folder/x.png"], status: 1, mentions: "does not exist")
+        try assertFails("edge-ddim", ["--model", model, "--init-noise", "/nonexistent/x.npy"], status: 1, mentions: "/nonexistent/x.npy")
+        try assertFails("edge-ddim", ["--model", "/etc/hostname"], status: 1, mentions: "model file")
+        try assertFails("edge-ddim", ["info", "/nonexistent/m.edm"], status: 1, mentions: "not found")
+        try assertFails("convert", ["/nonexistent/checkpoint", "/tmp/never.edm"], status: 1, mentions: "no such folder")
+    }
+
+    func testBadInitNoiseIsRefusedBeforeSampling() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        // Right dtype, wrong shape (the default count is 16 of 1×32×32).
+        try NPY.write([Float](repeating: 0, count: 2 * 1 * 32 * 32), shape: [2, 1, 32, 32], to: temp + "/small.npy")
+        // float64 data: a valid .npy, but not float32.
+        var f8 = Array("\u{93}NUMPY".utf8.dropFirst(0))
+        f8 = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        var header = Array("{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 32, 32), }".utf8)
+        while (10 + header.count + 1) % 64 != 0 { header.append(0x20) }
+        header.append(0x0A)
+        f8 += [UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header + [UInt8](repeating: 0, count: 8 * 1024)
+        try Data(f8).write(to: URL(fileURLWithPath: temp + "/f8.npy"))
+        try Data("garbage".utf8).write(to: URL(fileURLWithPath: temp + "/junk.npy"))
+        try assertFails("edge-ddim", ["--model", model, "--init-noise", temp + "/small.npy"], status: 1, mentions: "shape")
+        try assertFails("edge-ddim", ["--model", model, "--count", "1", "--init-noise", temp + "/f8.npy"], status: 1, mentions: "<f8")
+        try assertFails("edge-ddim", ["--model", model, "--init-noise", temp + "/junk.npy"], status: 1, mentions: "junk.npy")
+    }
+
+    func testSmallRunWritesPNGAndNPY() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let outcome = try run("edge-ddim", ["--model", model, "--count", "2", "--steps", "2", "--output", "g.png", "--npy", "x0.npy"], in: temp)
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        let lines = outcome.stderr.split(separator: "\n")
+        XCTAssertEqual(lines.count, 3, "two progress lines and a summary: \(outcome.stderr)")
+        XCTAssertTrue(lines.last!.contains("peak memory"))
+        let png = try PNG.read(path: temp + "/g.png")
+        XCTAssertEqual([png.width, png.height, png.channels], [2 * 32 + 2, 32, 1])
+        let x0 = try NPY.read(path: temp + "/x0.npy")
+        XCTAssertEqual(x0.shape, [2, 1, 32, 32])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp).sorted(), ["g.png", "x0.npy"])
+    }
+}

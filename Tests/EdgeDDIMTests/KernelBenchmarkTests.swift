@@ -1,0 +1,68 @@
+import XCTest
+import _EdgeCore
+import _EdgeQuant
+import _EdgeKernels
+
+/// The measurements in docs/KERNELS.md. Skipped unless asked for, because they take tens of seconds:
+///
+///     EDGE_DDIM_KERNEL_BENCH=1 swift test -c release --skip-build --filter KernelBenchmarkTests
+///
+/// EDGE_DDIM_KERNEL_BENCH=full also times conv2dRef and the fp16/int8 weights.
+final class KernelBenchmarkTests: XCTestCase {
+    func testConv2DThroughput() throws {
+        let mode = ProcessInfo.processInfo.environment["EDGE_DDIM_KERNEL_BENCH"] ?? ""
+        guard !mode.isEmpty else { throw XCTSkip("set EDGE_DDIM_KERNEL_BENCH=1 to measure kernel throughput") }
+        let full = mode == "full"
+        // ddpm-fashion-32's layer shapes.
+        let layers: [(String, (Int) -> Conv2DShape, Bool)] = [
+            ("3x3 64->64 32x32", { .same(batch: $0, inChannels: 64, outChannels: 64, height: 32, width: 32, kernel: 3) }, false),
+            ("3x3 128->128 16x16", { .same(batch: $0, inChannels: 128, outChannels: 128, height: 16, width: 16, kernel: 3) }, false),
+            ("3x3 256->128 32x32", { .same(batch: $0, inChannels: 256, outChannels: 128, height: 32, width: 32, kernel: 3) }, false),
+            ("3x3 128->128 8x8", { .same(batch: $0, inChannels: 128, outChannels: 128, height: 8, width: 8, kernel: 3) }, false),
+            ("1x1 128->128 16x16", { .same(batch: $0, inChannels: 128, outChannels: 128, height: 16, width: 16, kernel: 1) }, false),
+            ("3x3 s2 (0,0,1,1) 64->64 32x32", { Conv2DShape(batch: $0, inChannels: 64, outChannels: 64, height: 32, width: 32, kernel: 3, stride: 2,
+                                                            padTop: 0, padLeft: 0, padBottom: 1, padRight: 1) }, false),
+            ("up2x+3x3 128->128 16->32", { .same(batch: $0, inChannels: 128, outChannels: 128, height: 32, width: 32, kernel: 3) }, true),
+        ]
+        var report = "| layer | batch | ref 1T | fast 1T | fast 2T | fast 2T, prepacked weights |" + (full ? " fp16 2T | int8 2T |" : "") + "\n"
+        for (name, make, upsampled) in layers {
+            for batch in [1, 4] {
+                let shape = make(batch)
+                func gflops(_ kernel: KernelBenchmark.ConvKernel, _ threads: Int, _ type: WeightType = .f32) -> String {
+                    var isReference = false
+                    if case .reference = kernel { isReference = true }  // ~100× slower: fewer runs
+                    let r = KernelBenchmark.conv2D(shape, upsampledInput: upsampled, weightType: type, kernel: kernel, threads: Threads(threads),
+                                                   repetitions: isReference ? 2 : 10)
+                    return String(format: "%.1f", r.gflops)
+                }
+                let ref = (full || batch == 1) ? gflops(.reference, 1) : "–"
+                var line = "| \(name) | \(batch) | \(ref) | \(gflops(.fast(.native), 1)) | \(gflops(.fast(.native), 2)) | \(gflops(.fastPrepacked, 2)) |"
+                if full { line += " \(gflops(.fast(.native), 2, .f16)) | \(gflops(.fast(.native), 2, .q8PerChannel)) |" }
+                report += line + "\n"
+            }
+        }
+        print(report)
+    }
+
+    func testElementwiseThroughput() throws {
+        guard !(ProcessInfo.processInfo.environment["EDGE_DDIM_KERNEL_BENCH"] ?? "").isEmpty else {
+            throw XCTSkip("set EDGE_DDIM_KERNEL_BENCH=1 to measure kernel throughput")
+        }
+        var report = "| GroupNorm(32 groups)+SiLU | ref 1T GB/s | fast 1T GB/s | fast 2T GB/s |\n"
+        for (n, c, p) in [(1, 64, 1024), (1, 128, 256), (4, 128, 1024), (4, 256, 64)] {
+            func gbs(_ reference: Bool, _ t: Int) -> String {
+                String(format: "%.1f", KernelBenchmark.groupNorm(batch: n, channels: c, pixels: p, groups: 32, silu: true, reference: reference,
+                                                                 threads: Threads(t)).gbPerSecond)
+            }
+            report += "| [\(n), \(c), \(p)] | \(gbs(true, 1)) | \(gbs(false, 1)) | \(gbs(false, 2)) |\n"
+        }
+        report += "\n| softmax rows | plain 1T Melem/s | fast 1T Melem/s | fast 2T Melem/s |\n"
+        for (r, c) in [(256, 256), (1024, 1024), (64, 64)] {
+            func me(_ reference: Bool, _ t: Int) -> String {
+                String(format: "%.0f", KernelBenchmark.softmaxRows(rows: r, columns: c, reference: reference, threads: Threads(t)).melementsPerSecond)
+            }
+            report += "| \(r) × \(c) | \(me(true, 1)) | \(me(false, 1)) | \(me(false, 2)) |\n"
+        }
+        print(report)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import XCTest
+import _EdgeCore
+import _EdgeQuant
+import EdgeConvert
+import EdgeModelFile
+
+/// Where the committed fixtures live: Tests/Fixtures, next to this folder.
+let fixturesRoot: String = {
+    let file = "\(#filePath)"
+    let testsFolder = file.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/")
+    return testsFolder + "/Fixtures"
+}()
+
+/// The repository root (for models/ and tools/).
+let repositoryRoot: String = {
+    String(fixturesRoot.split(separator: "/", omittingEmptySubsequences: false).dropLast(2).joined(separator: "/"))
+}()
+
+/// The two real checkpoints are too large to commit twice; tests read them from the team's shared folder
+/// (`../shared/models` beside the clone, as CI lays it out) or from EDGE_DDIM_SHARED_MODELS.
+/// Tests that need them are skipped, saying why, when neither exists; `.ci/run` checks it exists.
+func sharedCheckpoint(_ name: String) throws -> String {
+    let base = ProcessInfo.processInfo.environment["EDGE_DDIM_SHARED_MODELS"] ?? repositoryRoot + "/../shared/models"
+    let folder = base + "/" + name
+    guard isDirectory(folder) else {
+        if ProcessInfo.processInfo.environment["EDGE_DDIM_REQUIRE_CHECKPOINTS"] == "1" {
+            throw EdgeError("reference checkpoint \(folder) is missing and EDGE_DDIM_REQUIRE_CHECKPOINTS=1")
+        }
+        throw XCTSkip("reference checkpoint \(folder) is not present (set EDGE_DDIM_SHARED_MODELS)")
+    }
+    return folder
+}
+
+/// A fresh empty folder under /tmp, removed by the caller's `defer`.
+func temporaryFolder() -> String {
+    var template = Array("/tmp/edge-ddim-test-XXXXXX".utf8CString)
+    let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(path != nil, "mkdtemp failed")
+    return String(cString: path!)
+}
+
+func removeFolder(_ path: String) {
+    try? FileManager.default.removeItem(atPath: path)
+}
+
+/// Converts a diffusers folder and opens the result, as a user would with `convert` then `edge-ddim`.
+func convertedModel(_ folder: String, weights: WeightType, into temp: String) throws -> ModelFile {
+    let path = temp + "/model-\(weights).edm"
+    try Converter.convert(folder: folder, output: path, weights: weights)
+    return try ModelFile(path: path)
+}
+
+/// Tensors of a fixture's io.safetensors as fp32 arrays.
+struct FixtureIO {
+    let file: SafetensorsFile
+    init(_ path: String) throws { file = try SafetensorsFile(path: path) }
+    func tensor(_ name: String) throws -> (shape: [Int], values: [Float]) {
+        guard let t = file.tensor(name) else { throw EdgeError("fixture \(file.path) has no tensor \(name)") }
+        return (t.shape, try file.floats(t))
+    }
+    var metadata: [String: String] { file.metadata }
+}
+
+func maxAbsDifference(_ a: UnsafeBufferPointer<Float>, _ b: [Float]) -> Float {
+    precondition(a.count == b.count, "sizes differ: \(a.count) vs \(b.count)")
+    var m: Float = 0
+    for i in 0 ..< b.count { m = max(m, abs(a[i] - b[i])) }
+    return m.isNaN ? .infinity : m
+}
+
+func maxAbsDifference(_ a: [Float], _ b: [Float]) -> Float {
+    a.withUnsafeBufferPointer { maxAbsDifference($0, b) }
+}
+
+/// ‖a − b‖ / ‖b‖.
+func relativeL2(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count)
+    var num = 0.0, den = 0.0
+    for i in 0 ..< a.count { let d = Double(a[i]) - Double(b[i]); num += d * d; den += Double(b[i]) * Double(b[i]) }
+    return (num / den).squareRoot()
+}
+
+/// A deterministic pseudo-random stream for test inputs (SplitMix64): the same numbers on every run.
+struct TestRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
+    mutating func floats(_ n: Int) -> [Float] { (0 ..< n).map { _ in float() } }
+    mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
+}
