@@ -6,7 +6,7 @@ import _EdgeThreads
 /// Kernels describe their work as a small struct rather than a closure: a closure handed to C has to be
 /// made escaping (`withoutActuallyEscaping`), which allocates its context on the heap on every call, and
 /// the sampling loop must not allocate. A task of at most three words travels as an inline existential:
-/// no allocation. Bigger state stays on the caller's stack and the task holds a pointer to it.
+/// no allocation; a bigger task stays on the caller's stack and travels by pointer.
 public protocol ParallelTask {
     func run(_ index: Int)
 }
@@ -31,28 +31,31 @@ public struct Threads: Sendable, Equatable {
             for i in 0 ..< n { task.run(i) }
             return
         }
-        precondition(MemoryLayout<Task>.size <= 3 * MemoryLayout<Int>.size,
-                     "\(Task.self) is \(MemoryLayout<Task>.size) bytes; keep tasks to three words (point to larger state) so they are not boxed")
-        var erased: any ParallelTask = task
-        withUnsafeMutablePointer(to: &erased) { pointer in
+        if MemoryLayout<Task>.size <= 3 * MemoryLayout<Int>.size {
+            var erased: any ParallelTask = task
+            dispatch(n, &erased)
+        } else {
+            // Larger tasks stay where they are; the existential holds a pointer to them.
+            withUnsafePointer(to: task) { pointer in
+                var erased: any ParallelTask = IndirectTask(task: pointer)
+                dispatch(n, &erased)
+            }
+        }
+    }
+
+    @usableFromInline
+    func dispatch(_ n: Int, _ task: inout any ParallelTask) {
+        withUnsafeMutablePointer(to: &task) { pointer in
             edge_parallel_for(n, Int32(count), { context, index in
                 context!.assumingMemoryBound(to: (any ParallelTask).self).pointee.run(index)
             }, pointer)
         }
     }
-
-    /// Closure form, for code outside the sampling loop: handing a closure to C allocates its context on
-    /// every threaded call.
-    public func parallelFor(_ n: Int, _ body: (Int) -> Void) {
-        if count <= 1 || n <= 1 {
-            for i in 0 ..< n { body(i) }
-            return
-        }
-        withoutActuallyEscaping(body) { body in parallelFor(n, ClosureTask(body: body)) }
-    }
 }
 
-struct ClosureTask: ParallelTask {
-    let body: (Int) -> Void
-    func run(_ index: Int) { body(index) }
+@usableFromInline
+struct IndirectTask<Task: ParallelTask>: ParallelTask {
+    @usableFromInline let task: UnsafePointer<Task>
+    @usableFromInline init(task: UnsafePointer<Task>) { self.task = task }
+    @usableFromInline func run(_ index: Int) { task.pointee.run(index) }
 }

@@ -12,8 +12,8 @@ import _EdgeQuant
 /// - shape: the convolution. With `upsampledInput`, `shape.height`/`shape.width` are the size of the
 ///   nearest-neighbour 2× UPSAMPLED image (both even) and `input` holds the half-size image
 ///   [N, I, height/2, width/2]: the result equals `upsampleNearest2xRef` followed by `conv2dRef(shape, …)`.
-/// - input: [N, I, H, W] (or half size, above). output: [N, O, Ho, Wo]; must not alias input or residual
-///   (residual may alias output only when I·k·k ≤ `F32GemmBlocking.kc`).
+/// - input: [N, I, H, W] (or half size, above). output: [N, O, Ho, Wo]; must not alias input. residual may
+///   alias output only when I·k·k ≤ `F32GemmBlocking.kc` (one K block), otherwise it must not.
 /// - weight: O rows of I·k·k, fp32, fp16 or int8 per-row scale: rows are dequantised to fp32 exactly as
 ///   `WeightMatrix.dequantizeRow` does while A is packed (int8 scales applied in the packer, not the epilogue).
 /// - packedWeight: nil, or `weight` already packed by `packWeightsF32` (e.g. once at model load): the per-call

@@ -546,7 +546,17 @@ func packA(_ a: F32GemmA, m: Int, k: Int, into packed: UnsafeMutablePointer<Floa
     if mPanels == 0 { return }
     // Small products run on fewer threads than asked: a fork/join costs a few microseconds.
     let workers = min(threads.count, mPanels, max(1, m * k / 32768))
-    threads.parallelFor(workers) { t in
+    threads.parallelFor(workers, PackATask(a: a, m: m, k: k, packed: packed, mPanels: mPanels, workers: workers))
+}
+
+/// Worker t of `workers` packs A panels [mPanels·t/workers, mPanels·(t+1)/workers).
+private struct PackATask: ParallelTask {
+    let a: F32GemmA
+    let m: Int, k: Int
+    let packed: UnsafeMutablePointer<Float>
+    let mPanels: Int, workers: Int
+
+    func run(_ t: Int) {
         for panel in (t * mPanels / workers) ..< ((t + 1) * mPanels / workers) {
             packAPanel(a, m: m, k: k, panel: panel, into: packed + panel * k * 8)
         }
@@ -577,7 +587,26 @@ func runF32Gemm(_ p: F32GemmProblem, tile: F32GemmTile, scratch: UnsafeMutableRa
     // changes the arithmetic, so this does not change results.
     let workers = min(nThreads, taskCount, max(1, m * n * k * p.batch / 131_072))
     let blocks = F32GemmKBlocks(k: k)
-    threads.parallelFor(workers) { t in
+    threads.parallelFor(workers, GemmTask(p: p, tile: tile, layout: layout, tasks: tasks, blocks: blocks, packedA: packedA,
+                                          threadBase: threadBase, taskCount: taskCount, workers: workers))
+}
+
+/// Worker t of `workers` runs tasks [taskCount·t/workers, taskCount·(t+1)/workers), each with its own
+/// slice of scratch (one B micro-panel and a bias row) at threadBase + t · layout.threadFloats.
+private struct GemmTask: ParallelTask {
+    let p: F32GemmProblem
+    let tile: F32GemmTile
+    let layout: F32GemmScratchLayout
+    let tasks: F32GemmTasks
+    let blocks: F32GemmKBlocks
+    let packedA: UnsafePointer<Float>
+    let threadBase: UnsafeMutablePointer<Float>
+    let taskCount: Int, workers: Int
+
+    func run(_ t: Int) {
+        let (m, n, k) = (p.m, p.n, p.k)
+        let mPanels = tasks.mPanels
+        let nr = tile.nr
         let bPanel = threadBase + t * layout.threadFloats
         let biasSlice = bPanel + layout.panelFloats
         for task in (t * taskCount / workers) ..< ((t + 1) * taskCount / workers) {

@@ -23,7 +23,22 @@ public func groupNormF32(input: UnsafePointer<Float>, output: UnsafeMutablePoint
     let blocks = batch * groups
     if blocks == 0 || count == 0 { return }
     let workers = min(threads.count, blocks, max(1, blocks * count / 16384))  // tiny inputs are not worth a fork
-    threads.parallelFor(workers) { t in
+    threads.parallelFor(workers, GroupNormTask(input: input, output: output, channels: channels, pixels: pixels, groups: groups,
+                                               eps: eps, gamma: gamma, beta: beta, applySiLU: applySiLU, blocks: blocks, workers: workers))
+}
+
+/// Worker t of `workers` normalises (image, group) blocks [blocks·t/workers, blocks·(t+1)/workers).
+private struct GroupNormTask: ParallelTask {
+    let input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    let channels: Int, pixels: Int, groups: Int
+    let eps: Float
+    let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
+    let applySiLU: Bool
+    let blocks: Int, workers: Int
+
+    func run(_ t: Int) {
+        let perGroup = channels / groups
+        let count = perGroup * pixels
         for block in (t * blocks / workers) ..< ((t + 1) * blocks / workers) {
             let n = block / groups, g = block % groups
             let base = (n * channels + g * perGroup) * pixels

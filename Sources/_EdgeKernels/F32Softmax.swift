@@ -14,7 +14,15 @@ public func softmaxRowsF32(_ x: UnsafeMutablePointer<Float>, rows: Int, columns:
     precondition(rows >= 0 && columns >= 0 && rowStride >= columns)
     if rows == 0 || columns == 0 { return }
     let workers = min(threads.count, rows, max(1, rows * columns / 16384))  // tiny inputs are not worth a fork
-    threads.parallelFor(workers) { t in
+    threads.parallelFor(workers, SoftmaxRowsTask(x: x, rows: rows, columns: columns, rowStride: rowStride, workers: workers))
+}
+
+/// Worker t of `workers` normalises rows [rows·t/workers, rows·(t+1)/workers).
+private struct SoftmaxRowsTask: ParallelTask {
+    let x: UnsafeMutablePointer<Float>
+    let rows: Int, columns: Int, rowStride: Int, workers: Int
+
+    func run(_ t: Int) {
         for r in (t * rows / workers) ..< ((t + 1) * rows / workers) { softmaxRow(x + r * rowStride, columns) }
     }
 }
