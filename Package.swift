@@ -14,7 +14,9 @@ let defaultTargetCPU = "native"
 let defaultTargetCPU = ""
 #endif
 let targetCPU = ProcessInfo.processInfo.environment["EDGE_DDIM_TARGET_CPU"] ?? defaultTargetCPU
-let engineSettings: [SwiftSetting] = targetCPU.isEmpty ? [] : [.unsafeFlags(["-target-cpu", targetCPU])]
+// The engine is always optimised, so a debug build (`swift test`) still evaluates UNets at a usable speed.
+let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-target-cpu", targetCPU])])
+    + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 // Dependencies point one way:
 //   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)

@@ -412,7 +412,9 @@ func packIm2colRunS1(row: UnsafePointer<Float>, ix0: Int, taps: Int, len: Int, n
 
 /// The taps of one input row at stride 2 for a run of len = 16 or 8 output pixels: interior taps gather the
 /// even elements of two overlapping in-bounds vector loads (x[ix … ix + 2·len − 2]; nothing past that is
-/// read); taps touching the padding go to the clipped path. Returns d advanced by taps·nr.
+/// read), and so do 16-pixel runs whose first or last tap falls on a 1-pixel padding (the downsamplers'
+/// (1,1,1,1) and (0,0,1,1) paddings); other taps touching the padding go to the clipped path. Returns d
+/// advanced by taps·nr.
 @inline(__always)
 func packIm2colRunS2(row: UnsafePointer<Float>, ix0: Int, taps: Int, len: Int, nr: Int, width w: Int,
                      into dst: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
@@ -431,6 +433,20 @@ func packIm2colRunS2(row: UnsafePointer<Float>, ix0: Int, taps: Int, len: Int, n
                 let b = UnsafeRawPointer(src + 7).loadUnaligned(as: SIMD8<Float>.self)
                 UnsafeMutableRawPointer(d).storeBytes(of: SIMD8(a[0], a[2], a[4], a[6], b[1], b[3], b[5], b[7]), as: SIMD8<Float>.self)
             }
+        } else if len == 16 && ix == -1 && w >= 31 {
+            // Left padding of 1: (0, x1, x3, …, x29), from x[0 ..< 16] and x[15 ..< 31].
+            let a = UnsafeRawPointer(row).loadUnaligned(as: SIMD16<Float>.self)
+            let b = UnsafeRawPointer(row + 15).loadUnaligned(as: SIMD16<Float>.self)
+            let v = SIMD16(0, a[1], a[3], a[5], a[7], a[9], a[11], a[13], a[15], b[2], b[4], b[6], b[8], b[10], b[12], b[14])
+            UnsafeMutableRawPointer(d).storeBytes(of: v, as: SIMD16<Float>.self)
+        } else if len == 16 && ix >= 0 && ix + 30 == w {
+            // The last tap reads the right padding: (x[ix], x[ix+2], …, x[ix+28], 0), from x[ix ..< ix+16] and
+            // x[ix+14 ..< ix+30].
+            let src = row + ix
+            let a = UnsafeRawPointer(src).loadUnaligned(as: SIMD16<Float>.self)
+            let b = UnsafeRawPointer(src + 14).loadUnaligned(as: SIMD16<Float>.self)
+            let v = SIMD16(a[0], a[2], a[4], a[6], a[8], a[10], a[12], a[14], b[2], b[4], b[6], b[8], b[10], b[12], b[14], 0)
+            UnsafeMutableRawPointer(d).storeBytes(of: v, as: SIMD16<Float>.self)
         } else {
             _ = packIm2colRunClipped(row: row, ix0: ix, taps: 1, len: len, nr: nr, stride: 2, width: w, upsampled: false, into: d)
         }
@@ -578,7 +594,6 @@ func runF32Gemm(_ p: F32GemmProblem, tile: F32GemmTile, scratch: UnsafeMutableRa
     let tasks = F32GemmTasks(m: m, n: n, batch: p.batch, nr: nr, threads: nThreads)
 
     // Phase 1: pack all of A once, panel-major [m/8][k][8], shared by every task (unless packed already).
-    let mPanels = tasks.mPanels
     if prepacked == nil { packA(p.a, m: m, k: k, into: aligned, threads: threads) }
 
     // Phase 2: each worker runs a contiguous range of tasks with its own B micro-panel and bias slice.
@@ -605,7 +620,6 @@ private struct GemmTask: ParallelTask {
 
     func run(_ t: Int) {
         let (m, n, k) = (p.m, p.n, p.k)
-        let mPanels = tasks.mPanels
         let nr = tile.nr
         let bPanel = threadBase + t * layout.threadFloats
         let biasSlice = bPanel + layout.panelFloats
@@ -615,7 +629,7 @@ private struct GemmTask: ParallelTask {
             let image = task / (tasks.mParts * tasks.chunks)
             let ppi = tasks.panelsPerImage
             let jp0 = chunk * ppi / tasks.chunks, jp1 = (chunk + 1) * ppi / tasks.chunks
-            let ip0 = mPart * mPanels / tasks.mParts, ip1 = (mPart + 1) * mPanels / tasks.mParts
+            let ip0 = mPart * tasks.mPanels / tasks.mParts, ip1 = (mPart + 1) * tasks.mPanels / tasks.mParts
             if jp0 >= jp1 || ip0 >= ip1 { continue }
             let c = p.c + image * p.cBatchStride
             let residual = p.residual.map { $0 + image * p.cBatchStride }
