@@ -35,9 +35,11 @@ func sharedCheckpoint(_ name: String) throws -> String {
 /// A fresh empty folder under /tmp, removed by the caller's `defer`.
 func temporaryFolder() -> String {
     var template = Array("/tmp/edge-ddim-test-XXXXXX".utf8CString)
-    let path = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    precondition(path != nil, "mkdtemp failed")
-    return String(cString: path!)
+    // The path must be read while the template's storage is alive: mkdtemp returns a pointer into it.
+    return template.withUnsafeMutableBufferPointer { buffer -> String in
+        guard let path = mkdtemp(buffer.baseAddress!) else { preconditionFailure("mkdtemp failed") }
+        return String(cString: path)
+    }
 }
 
 func removeFolder(_ path: String) {

@@ -12,12 +12,14 @@
 #               instruction. A Pi 4 needs the cortex-a72 (or baseline) build.
 #
 # Tests under qemu: emulation runs the UNet ~250x slower than this machine natively (one evaluation of the
-# default model: ~20 s instead of 0.08 s), so by default a few slow tests are skipped, each of which the
-# native `swift test` in .ci/run has already run (times measured under qemu, cortex-a72, 2 cores):
-#   PipelineFixtureTests            full DDIM runs (4 images x 10/20 steps x eta 0/1, both checkpoints): > 20 min each
+# default model: 10-30 s instead of 0.08 s), so by default a few slow tests are skipped, each of which the
+# native `swift test` in .ci/run has already run (times measured under qemu, 2 cores):
+#   PipelineFixtureTests            full DDIM runs vs diffusers (4 images x 10/20 steps x eta 0/1 per
+#                                   checkpoint): testFashionPipeline still unfinished after 16 min
 #   AllocationTests                 70 sampling steps of 2 images: 23 min
-#   UNetFixtureTests checkpoints    4.3 min (fashion) and 3.5 min (emoji): each variant runs one of the two,
-#                                   so both real checkpoints are checked on aarch64 on every run
+#   UNetFixtureTests checkpoints    ~4 min each (fashion 246-256 s, emoji 212-247 s): each variant runs one of
+#                                   the two, so both real checkpoints are checked on aarch64 on every run
+# Measured from nothing (2 cores): setup 85 s, then per variant build 90-160 s + tests ~6 min; 18 min in all.
 # Everything else runs on both variants. ARM64_FULL=1 runs the whole suite; ARM64_TEST_ARGS replaces the
 # default selection with your own `swift test` arguments (e.g. "--filter CLITests").
 # Other knobs: ARM64_TEST_CONFIG=release|debug (default release; `@testable` tests would need debug: then a
