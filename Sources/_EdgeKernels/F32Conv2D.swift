@@ -101,8 +101,8 @@ public func gemmF32(m: Int, n: Int, k: Int,
     runF32Gemm(problem, tile: tile, scratch: scratch, threads: threads)
 }
 
-/// Bytes of scratch `gemmF32` needs: roundUp(m, 8)·k floats of packed A plus, per thread, ≤ 256 × 256 floats
-/// of packed B and m floats.
+/// Bytes of scratch `gemmF32` needs: roundUp(m, 8)·k floats of packed A plus, per thread, one B micro-panel
+/// (≤ 256 × 16 floats) and m floats. Independent of n.
 public func gemmF32ScratchBytes(m: Int, n: Int, k: Int, threads: Threads) -> Int {
     F32GemmScratchLayout(m: m, n: n, k: k).bytes(threads: threads.count)
 }

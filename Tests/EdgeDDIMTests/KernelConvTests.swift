@@ -182,7 +182,7 @@ final class KernelConvTests: XCTestCase {
             (1, 30, 17, 6, 6),      // K = 270: two K blocks
             (1, 64, 33, 4, 5),      // K = 576: three K blocks
             (2, 5, 16, 20, 20),     // 400 pixels: more than one column chunk
-            (1, 3, 130, 3, 3),      // more than one MC block of rows
+            (1, 3, 130, 3, 3),      // 17 row panels, the last one partial
             (1, 2, 15, 33, 3), (2, 7, 100, 8, 8),
         ]
         for (index, d) in shapes.enumerated() {

@@ -153,7 +153,7 @@ final class KernelGemmTests: XCTestCase {
 
     func testGemmEpilogueAndLargeN() {
         var random = TestRandom(seed: 22)
-        // n > 256 splits columns into several chunks; m > 128 makes more than one MC block.
+        // n > 256 splits columns into several chunks; m = 130 ends in a partial row panel.
         checkGemm(m: 130, n: 300, k: 40, aLayout: .rowMajor(130, 40), bLayout: .rowMajor(40, 300), alpha: 0.5, useBias: true, useResidual: true, random: &random,
                   threadCounts: kernelUnevenThreadCounts)
         checkGemm(m: 9, n: 1000, k: 270, aLayout: .columnMajor(9, 270), bLayout: .rowMajor(270, 1000), alpha: 1, useBias: true, useResidual: false, random: &random,

@@ -15,6 +15,8 @@ final class ReferenceKernelTests: XCTestCase {
             Conv2DShape.same(batch: 1, inChannels: 4, outChannels: 3, height: 5, width: 5, kernel: 1),
             Conv2DShape(batch: 1, inChannels: 2, outChannels: 3, height: 8, width: 8, kernel: 3, stride: 2, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1),
             Conv2DShape(batch: 2, inChannels: 3, outChannels: 2, height: 6, width: 6, kernel: 3, stride: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1),
+            // A tap entirely right of a 2-wide image at stride 2: it must contribute nothing.
+            Conv2DShape(batch: 1, inChannels: 2, outChannels: 2, height: 2, width: 2, kernel: 3, stride: 2, padTop: 0, padLeft: 0, padBottom: 1, padRight: 1),
         ]
         for s in shapes {
             let input = random.floats(s.inputCount), weights = random.floats(s.outChannels * s.fanIn), bias = random.floats(s.outChannels)

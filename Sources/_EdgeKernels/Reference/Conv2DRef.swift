@@ -24,8 +24,11 @@ public func conv2dRef(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: Wei
                     for kx in 0 ..< k {
                         let w = rowScratch[(i * k + ky) * k + kx]
                         // Output columns whose input column x·s + kx − padLeft lies inside [0, W).
+                        // (Division truncates toward zero, so a tap entirely right of the image, whose
+                        // numerator is negative, must be caught before dividing.)
+                        let last = s.width - 1 + s.padLeft - kx
                         let x0 = max(0, (s.padLeft - kx + s.stride - 1) / s.stride)
-                        let x1 = min(wo, (s.width - 1 + s.padLeft - kx) / s.stride + 1)
+                        let x1 = last < 0 ? 0 : min(wo, last / s.stride + 1)
                         if x0 >= x1 { continue }
                         for y in 0 ..< ho {
                             let iy = y * s.stride + ky - s.padTop
