@@ -7,11 +7,35 @@ public func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// The process's peak resident set size so far, in bytes (getrusage's ru_maxrss, which Linux reports in KiB).
+/// This program's peak resident set size so far, in bytes: VmHWM from /proc/self/status, which starts
+/// afresh at exec. (getrusage's ru_maxrss survives exec, so under `swift run` it reports the package
+/// manager's own peak instead: 124 MB measured, against 36 MB for the same run started directly.)
+/// Falls back to ru_maxrss where /proc is unavailable.
 public func peakResidentBytes() -> Int {
+    if let status = readProcFile("/proc/self/status") {
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let digits = line.dropFirst("VmHWM:".count).filter { $0.isNumber }
+            if let kib = Int(String(digits)) { return kib * 1024 }
+        }
+    }
     var usage = rusage()
     getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
     return Int(usage.ru_maxrss) * 1024
+}
+
+/// A /proc file's text (their size reads as 0, so they cannot be mapped), or nil.
+private func readProcFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n <= 0 { break }
+        bytes += chunk[0 ..< n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 /// Throws unless a file can be created at `path`: its folder exists and is writable, and `path` is not a
