@@ -19,7 +19,7 @@ let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-
     + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 // Dependencies point one way:
-//   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
+//   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels (+ _EdgeMicrokernels, C)  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
 //   _EdgeCore  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
 //   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM
 // The sampler never imports the UNet; the CLI holds no maths.
@@ -43,7 +43,10 @@ let package = Package(
             linkerSettings: [.linkedLibrary(":libomp.so.5")]),
         .target(name: "_EdgeCore", dependencies: ["_EdgeThreads"], swiftSettings: engineSettings),
         .target(name: "_EdgeQuant", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
-        .target(name: "_EdgeKernels", dependencies: ["_EdgeCore", "_EdgeQuant"], swiftSettings: engineSettings),
+        // The int8 tile kernels Swift cannot express (x86 vpdpbusd, ARM sdot), each compiled for its extension
+        // with a target attribute and chosen at run time; always optimised, like the Swift engine.
+        .target(name: "_EdgeMicrokernels", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "_EdgeKernels", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeMicrokernels"], swiftSettings: engineSettings),
         .target(name: "EdgeModelFile", dependencies: ["_EdgeCore", "_EdgeQuant"], swiftSettings: engineSettings),
         .target(name: "EdgeUNet", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeModelFile"], swiftSettings: engineSettings),
         .target(name: "EdgeSampler", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),

@@ -39,15 +39,18 @@ $bin/convert "$checkpoint" "$work/fp16.edm" --weights fp16 >/dev/null
 $bin/convert "$checkpoint" "$work/int8.edm" --weights int8 >/dev/null
 
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['$2'])" "$1"; }
-declare -A best
+declare -A best activations
 for r in $(seq "$rounds"); do
   # Interleaved, so every runtime sees the same machine load in each round.
-  for variant in ort fp32 fp16 int8; do
+  for variant in ort fp32 fp16 int8 int8-fp32act; do
     if [ $variant = ort ]; then
       out=$(python3 benchmarks/ort_bench.py "$onnx" --threads "$threads" --iterations "$iterations")
+    elif [ $variant = int8-fp32act ]; then
+      out=$($bin/edge-ddim bench --model "$work/int8.edm" --threads "$threads" --iterations "$iterations" --int8-activations off --json)
     else
       out=$($bin/edge-ddim bench --model "$work/$variant.edm" --threads "$threads" --iterations "$iterations" --json)
     fi
+    [ "$r" = 1 ] && activations[$variant]=$(field "$out" activations 2>/dev/null || echo fp32)
     ms=$(field "$out" unet_ms_median)
     echo "round $r $variant ${ms} ms" >&2
     prev=${best[$variant]:-}
@@ -67,8 +70,8 @@ echo
 echo "| runtime | ms per UNet evaluation | time ÷ ONNX Runtime fp32 |"
 echo "| --- | --- | --- |"
 printf "| ONNX Runtime %s fp32 | %.2f | 1.00 |\n" "$(python3 -c 'import onnxruntime; print(onnxruntime.__version__)')" "$ort"
-for variant in fp32 fp16 int8; do
-  printf "| edge-ddim %s weights | %.2f | %.2f |\n" "$variant" "${best[$variant]}" "$(python3 -c "print(${best[$variant]} / $ort)")"
+for variant in fp32 fp16 int8 int8-fp32act; do
+  printf "| edge-ddim %s weights, %s activations | %.2f | %.2f |\n" "${variant%-fp32act}" "${activations[$variant]}" "${best[$variant]}" "$(python3 -c "print(${best[$variant]} / $ort)")"
 done
 echo
 echo "| peak resident memory | MB |"

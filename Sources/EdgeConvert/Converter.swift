@@ -35,13 +35,13 @@ public enum Converter {
         var report = Report()
         let configPath = folder + "/config.json"
         guard fileExists(configPath) else { throw EdgeError("\(folder): config.json is missing") }
-        let unet = try DiffusersConfig.unet(try JSONValue.parse(try readWholeFile(configPath), context: configPath), file: configPath)
+        let unet = try DiffusersConfig.unet(try JSONValue.parse(try readWholeFile(configPath, maxBytes: maxConfigFileBytes), context: configPath), file: configPath)
         report.warnings += unet.unknownFields.map { "\(configPath): ignored unknown field \($0)" }
 
         let schedulerPath = folder + "/scheduler_config.json"
         var schedule = NoiseScheduleConfig()
         if fileExists(schedulerPath) {
-            let s = try DiffusersConfig.scheduler(try JSONValue.parse(try readWholeFile(schedulerPath), context: schedulerPath), file: schedulerPath)
+            let s = try DiffusersConfig.scheduler(try JSONValue.parse(try readWholeFile(schedulerPath, maxBytes: maxConfigFileBytes), context: schedulerPath), file: schedulerPath)
             schedule = s.config
             report.warnings += s.unknownFields.map { "\(schedulerPath): ignored unknown field \($0)" }
         } else {

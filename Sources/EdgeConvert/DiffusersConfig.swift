@@ -139,6 +139,7 @@ public enum DiffusersConfig {
         if try f.bool("thresholding") == true { throw EdgeError("\(file): thresholding is true; dynamic thresholding is not supported") }
         if try f.bool("rescale_betas_zero_snr") == true { throw EdgeError("\(file): rescale_betas_zero_snr is true; it is not supported") }
         for field in ignoredSchedulerFields { _ = f.take(field) }
+        try s.validate(file: file)
         return ScheduleResult(config: s, unknownFields: f.remainingKeys)
     }
 }
@@ -159,7 +160,8 @@ private struct Fields {
     var remainingKeys: [String] { members.map(\.0) }
 
     func checkedInt(_ key: String, _ v: Int64) throws -> Int {
-        guard let i = Int(exactly: v), abs(i) <= 1 << 30 else { throw EdgeError("\(file): \(key) \(v) is out of range") }
+        // A range test, not abs(): abs(Int.min) traps, and -9223372036854775808 is valid JSON.
+        guard let i = Int(exactly: v), (-(1 << 30) ... 1 << 30).contains(i) else { throw EdgeError("\(file): \(key) \(v) is out of range") }
         return i
     }
 

@@ -43,8 +43,16 @@ public final class SafetensorsFile: @unchecked Sendable {
     private let index: [String: Int]
     private let file: MappedFile
 
-    public init(path: String) throws {
-        file = try MappedFile(path: path)
+    /// Dimensions per tensor accepted (PyTorch allows 64; UNet weights have at most 4).
+    public static let maxRank = 16
+
+    public convenience init(path: String) throws {
+        try self.init(mapped: MappedFile(path: path))
+    }
+
+    public init(mapped: MappedFile) throws {
+        file = mapped
+        let path = mapped.path
         self.path = path
         let bytes = file.bytes
         var r = ByteReader(bytes, context: path)
@@ -72,6 +80,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard case .string(let dtypeName)? = value["dtype"] else { throw EdgeError("\(path): tensor \(name) has no dtype") }
             guard let dtype = DType(rawValue: dtypeName) else { throw EdgeError("\(path): tensor \(name) has unknown dtype \(dtypeName)") }
             guard case .array(let dims)? = value["shape"] else { throw EdgeError("\(path): tensor \(name) has no shape") }
+            guard dims.count <= Self.maxRank else { throw EdgeError("\(path): tensor \(name) has \(dims.count) dimensions, more than \(Self.maxRank)") }
             var shape: [Int] = []
             var elements = 1
             for d in dims {
@@ -147,7 +156,7 @@ public struct SafetensorsCheckpoint {
                 ? " (found diffusion_pytorch_model.bin: pickle checkpoints are not read; re-save with diffusers' save_pretrained(..., safe_serialization=True))" : ""
             throw EdgeError("\(folder): no \(Self.singleFile) or \(Self.indexFile)\(hint)")
         }
-        let index = try JSONValue.parse(try readWholeFile(indexPath), context: indexPath)
+        let index = try JSONValue.parse(try readWholeFile(indexPath, maxBytes: maxConfigFileBytes), context: indexPath)
         guard case .object(let map)? = index["weight_map"] else { throw EdgeError("\(indexPath): weight_map is missing or not an object") }
         var shards: [String: SafetensorsFile] = [:]
         var out: [(SafetensorsFile.Tensor, SafetensorsFile)] = []

@@ -87,28 +87,13 @@ public final class DDIMPipeline {
 
     /// Runs the S steps; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped).
     /// - progress: called after each step with (steps done, total).
-    public func run(progress: ((_ step: Int, _ of: Int) -> Void)? = nil) throws {
-        let unet = self.unet
-        let perImage = unet.sample.count / unet.batch
-        let count = options.count
+    /// - stop: polled before each step; returning a signal number ends the run by throwing `Interrupted`
+    ///   (the CLI passes `{ Interruption.signal }`). Must not allocate: it runs inside the sampling loop.
+    public func run(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
+        let unet = self.unet, count = options.count
         try ddimSample(x: x, schedule: schedule, eta: options.eta, generator: &generator, workspace: workspace,
                        model: { xt, t, out in
-                           // The UNet holds `batch` images; larger counts go through it in chunks, so the
-                           // random stream (drawn for the full shape) is the same whatever the batch.
-                           var first = 0
-                           while first < count {
-                               let n = min(unet.batch, count - first)
-                               let base = first * perImage
-                               unet.sample.baseAddress!.update(from: xt.baseAddress! + base, count: n * perImage)
-                               if n < unet.batch {
-                                   // A short last chunk: zero the unused slots so they hold finite values.
-                                   (unet.sample.baseAddress! + n * perImage).update(repeating: 0, count: (unet.batch - n) * perImage)
-                               }
-                               unet.timesteps.update(repeating: Float(t))
-                               unet.run()
-                               (out.baseAddress! + base).update(from: unet.output.baseAddress!, count: n * perImage)
-                               first += n
-                           }
+                           try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
                        },
                        progress: progress)
     }
@@ -120,5 +105,30 @@ public final class DDIMPipeline {
     public static func workingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         let u = model.unet
         return try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads) + 3 * options.count * u.inChannels * u.sampleSize * u.sampleSize * 4
+    }
+}
+
+/// The model callback of every sampling and inversion loop: calls `unet` on `count` images of `xt` at timestep
+/// `t`, `unet.batch` at a time, writing the predictions to `out`. The UNet holds `batch` images; larger counts
+/// go through it in chunks, so the random stream (drawn for the full shape) is the same whatever the batch.
+/// `stop` is polled first; a signal number ends the loop by throwing `Interrupted`. Allocates nothing.
+@inline(__always)
+func evaluateInChunks(_ unet: UNet, count: Int, xt: UnsafeBufferPointer<Float>, t: Int, out: UnsafeMutableBufferPointer<Float>,
+                      stop: (() -> Int32?)?) throws {
+    if let signal = stop?() { throw Interrupted(signal: signal) }
+    let perImage = unet.sample.count / unet.batch
+    var first = 0
+    while first < count {
+        let n = min(unet.batch, count - first)
+        let base = first * perImage
+        unet.sample.baseAddress!.update(from: xt.baseAddress! + base, count: n * perImage)
+        if n < unet.batch {
+            // A short last chunk: zero the unused slots, so the UNet never reads stale or uninitialised data.
+            (unet.sample.baseAddress! + n * perImage).update(repeating: 0, count: (unet.batch - n) * perImage)
+        }
+        unet.timesteps.update(repeating: Float(t))
+        unet.run()
+        (out.baseAddress! + base).update(from: unet.output.baseAddress!, count: n * perImage)
+        first += n
     }
 }

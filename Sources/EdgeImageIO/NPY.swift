@@ -29,6 +29,14 @@ public enum NPY {
 
     /// Reads a file that must have `expectedShape`; the error names both shapes otherwise.
     public static func read(path: String, expectedShape: [Int]) throws -> [Float] {
+        // The data size is known: refuse a far larger file before copying it (a header is at most 4 GiB
+        // in principle, but a real one is under 1 KB; 1 MiB is generous).
+        if let count = checkedProduct(expectedShape), let bytes = checkedProduct([count, 4]) {
+            let size = try MappedFile(path: path).bytes.count
+            guard size <= bytes + (1 << 20) else {
+                throw EdgeError("\(path): shape mismatch: the file has \(size) bytes, more than \(describe(expectedShape)) float32 values need")
+            }
+        }
         let array = try read(path: path)
         guard array.shape == expectedShape else {
             throw EdgeError("\(path): shape mismatch: the file holds \(describe(array.shape)), expected \(describe(expectedShape))")
@@ -220,6 +228,8 @@ public enum NPY {
                     throw fail("a dimension")
                 }
                 if peek() == "L" { index += 1 }
+                // NumPy's own limit (NPY_MAXDIMS); a header of thousands of dimensions is not an array.
+                guard values.count < 64 else { throw EdgeError("\(context): the .npy shape has more than 64 dimensions") }
                 values.append(v)
                 skipSpace()
                 if peek() == "," { index += 1 } else { break }

@@ -178,6 +178,9 @@ public final class ModelFile: @unchecked Sendable {
         unet = try metadata.unet()
         schedule = try metadata.schedule()
         try unet.validate()
+        // The converter validated the schedule, but the file may not come from the converter: the sampler
+        // builds per-timestep tables from it and ranges like 1...T, which must not trap.
+        try schedule.validate(file: ctx)
 
         let count = Int(try dir.u32("tensor count"))
         guard count <= ModelFormat.maxTensors else { throw EdgeError("\(ctx): \(count) tensors is more than the limit of \(ModelFormat.maxTensors)") }
@@ -246,6 +249,12 @@ public final class ModelFile: @unchecked Sendable {
         guard e.shape == [count] else { throw EdgeError("model file \(path): tensor \(name) has shape \(e.shape), expected [\(count)]") }
         guard e.type == .f32 else { throw EdgeError("model file \(path): tensor \(name) is \(e.type); biases and norm parameters must be fp32") }
         return (file.bytes.baseAddress! + e.valuesOffset).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Lets the kernel drop the resident pages of `weight`'s values (read from this file), after the runtime
+    /// copied them into another layout; reading them again later is correct, just a page fault.
+    public func dropResidentPages(of weight: WeightMatrix) {
+        file.dropResidentPages(UnsafeRawBufferPointer(start: weight.values, count: weight.rows * weight.columns * weight.type.elementBytes))
     }
 
     /// Bytes of weight data, padding excluded.

@@ -75,10 +75,39 @@ public struct UNetConfig: Equatable, Sendable {
         }
         if let d = attentionHeadDim {
             try need(d >= 1, "attention_head_dim", "must be positive, got \(d)")
-            for (i, c) in blockOutChannels.enumerated() where downBlockTypes[i] == .attnDown || upBlockTypes[blockOutChannels.count - 1 - i] == .attnUp || (addAttention && i == blockOutChannels.count - 1) {
+            for (i, c) in blockOutChannels.enumerated() where hasAttention(level: i) {
                 try need(c % d == 0, "attention_head_dim", "\(d) does not divide \(c) channels of an attention layer")
             }
         }
+        // Bounds on what one image costs, so that every size derived from the config (activations, the
+        // arena, FLOP counts) stays far from Int overflow even at the largest batch, and an absurd config is
+        // refused by name instead of failing an allocation. Each is orders of magnitude above real UNets.
+        for (i, c) in blockOutChannels.enumerated() {
+            let side = sampleSize >> i
+            try need(side * side * c <= Self.maxActivationFloats, "sample_size",
+                     "\(sampleSize) with \(c) channels at level \(i) makes activations of \(side * side * c) values per image, more than the limit of \(Self.maxActivationFloats)")
+            if hasAttention(level: i) {
+                let tokens = side * side
+                try need(tokens * tokens <= Self.maxActivationFloats, "sample_size",
+                         "\(sampleSize) puts attention over \(tokens) positions at level \(i): \(tokens)² scores per image, more than the limit of \(Self.maxActivationFloats)")
+            }
+        }
+        let macs = multiplyAccumulateCount()
+        try need(macs <= Double(Self.maxMultiplyAccumulates), "block_out_channels",
+                 "and sample_size describe \(formatted(macs)) multiply-accumulates per image per step, more than the limit of \(formatted(Double(Self.maxMultiplyAccumulates)))")
+    }
+
+    /// Largest tensor per image, in values, a valid config may imply (2³² floats: 16 GiB).
+    public static let maxActivationFloats = 1 << 32
+    /// Largest compute per image per UNet evaluation a valid config may imply (2⁵⁰ ≈ 1.1e15; a 256×256
+    /// DDPM needs about 1e11).
+    public static let maxMultiplyAccumulates = 1 << 50
+
+    /// Whether level `i` (resolution sampleSize / 2^i) holds an attention layer: in its down block, in the
+    /// up block at the same resolution, or the mid block at the last level.
+    func hasAttention(level i: Int) -> Bool {
+        let n = blockOutChannels.count
+        return downBlockTypes[i] == .attnDown || upBlockTypes[n - 1 - i] == .attnUp || (addAttention && i == n - 1)
     }
 
     /// Every parameter tensor of the model, by its diffusers name, with its shape: the single source of
@@ -138,16 +167,22 @@ public struct UNetConfig: Equatable, Sendable {
     /// Multiply-accumulates of one UNet evaluation for one image, counted over convolutions, linear layers
     /// and attention matmuls (norms and element-wise work excluded). FLOPs = 2 · MACs.
     public func multiplyAccumulates() -> Int {
-        var macs = 0
+        Int(min(multiplyAccumulateCount(), Double(1 << 62)))
+    }
+
+    /// The same count in floating point: counted in Int, a hostile config (accepted before validation)
+    /// could overflow a product and trap.
+    func multiplyAccumulateCount() -> Double {
+        var macs = 0.0
         var side = sampleSize
         let ch = blockOutChannels
-        func conv(_ o: Int, _ i: Int, _ k: Int, _ s: Int) { macs += o * i * k * k * s * s }
+        func conv(_ o: Int, _ i: Int, _ k: Int, _ s: Int) { macs += Double(o) * Double(i) * Double(k * k) * Double(s) * Double(s) }
         func resnet(_ i: Int, _ o: Int, _ s: Int) {
-            conv(o, i, 3, s); conv(o, o, 3, s); macs += o * timeEmbedDim
+            conv(o, i, 3, s); conv(o, o, 3, s); macs += Double(o) * Double(timeEmbedDim)
             if i != o { conv(o, i, 1, s) }
         }
-        func attention(_ c: Int, _ s: Int) { let p = s * s; macs += 4 * p * c * c + 2 * p * p * c }
-        macs += timeEmbedDim * ch[0] + timeEmbedDim * timeEmbedDim
+        func attention(_ c: Int, _ s: Int) { let p = Double(s) * Double(s), c = Double(c); macs += 4 * p * c * c + 2 * p * p * c }
+        macs += Double(timeEmbedDim) * Double(ch[0]) + Double(timeEmbedDim) * Double(timeEmbedDim)
         conv(ch[0], inChannels, 3, side)
         var output = ch[0]
         for i in 0 ..< ch.count {

@@ -69,7 +69,7 @@ struct AttentionOp {
     var toQ: WeightMatrix, toK: WeightMatrix, toV: WeightMatrix, toOut: WeightMatrix
     var biasQ: UnsafePointer<Float>, biasK: UnsafePointer<Float>, biasV: UnsafePointer<Float>, biasOut: UnsafePointer<Float>
     // Scratch: normed, q, k, v, attended [N, C, T] (the reference backend uses the first image's worth of
-    // q, k, v, attended as token-major [T, C]); tokens, projected [T, C]; scores [T, T].
+    // q, k, v, attended as token-major [T, C]); tokens, projected [T, C]; scores [T] (reference only: the fast kernel's score rows live in scratch).
     var normed: BufferID, tokensBuffer: BufferID, q: BufferID, k: BufferID, v: BufferID, attended: BufferID, projected: BufferID, scores: BufferID
 }
 
@@ -89,22 +89,81 @@ extension Op {
         }
     }
 
+    var kind: String {
+        switch self {
+        case .timestepEmbedding: "timestep_embedding"
+        case .linear: "linear"
+        case .affine: "affine"
+        case .silu: "silu"
+        case let .groupNorm(_, _, _, _, _, _, _, _, silu): silu ? "group_norm_silu" : "group_norm"
+        case let .conv2d(c): c.upsampledInput ? "conv\(c.shape.kernel)x\(c.shape.kernel)_upsampled" : "conv\(c.shape.kernel)x\(c.shape.kernel)_s\(c.shape.stride)"
+        case .concat: "concat"
+        case .upsampleNearest2x: "upsample_nearest"
+        case .attention: "attention"
+        }
+    }
+
+    /// Multiply-accumulates of the op's matrix products for `batch` images (0 for element-wise ops).
+    func multiplyAccumulates(batch: Int) -> Int {
+        switch self {
+        case let .linear(_, rows, w, _, _, _): rows * w.rows * w.columns
+        case let .conv2d(c): c.shape.multiplyAccumulates
+        case let .attention(a): batch * (4 * a.tokens * a.channels * a.channels + 2 * a.tokens * a.tokens * a.channels)
+        default: 0
+        }
+    }
+
     /// Bytes of shared scratch the op needs on `backend` (the reference kernels' dequantised weight row,
     /// the fast kernels' packed panels).
-    func scratchBytes(_ backend: UNetBackend, threads: Threads) -> Int {
-        switch (self, backend) {
+    func scratchBytes(_ backend: UNetBackend, threads: Threads, int8: Bool) -> Int {
+        if int8, backend == .fast {
+            let q8 = int8Convolutions.map { conv2dQ8ScratchBytes($0.shape, threads: threads) }.max() ?? 0
+            if case .attention = self { return max(q8, attentionF32ScratchBytes(tokens: int8Convolutions[0].shape.height * int8Convolutions[0].shape.width, threads: threads)) }
+            if q8 > 0 { return q8 }
+        }
+        return switch (self, backend) {
         case let (.linear(_, _, w, _, _, _), _): 4 * w.columns
         case let (.conv2d(c), .reference): 4 * c.weight.columns
         case let (.conv2d(c), .fast): conv2dF32ScratchBytes(c.shape, threads: threads)
         case let (.attention(a), .reference): 4 * a.channels
         case let (.attention(a), .fast):
-            max(conv2dF32ScratchBytes(a.projection(batch: 1), threads: threads),
-                gemmF32ScratchBytes(m: a.tokens, n: a.tokens, k: a.channels / a.heads, threads: threads),
-                gemmF32ScratchBytes(m: a.channels / a.heads, n: a.tokens, k: a.tokens, threads: threads))
+            max(conv2dF32ScratchBytes(a.projection(batch: 1), threads: threads), attentionF32ScratchBytes(tokens: a.tokens, threads: threads))
         default: 0
         }
     }
 }
+
+extension Op {
+    /// The convolutions (shape, weights) the int8 path runs for this op: an int8 conv `conv2dQ8` supports, or
+    /// all four projections of an attention block with int8 weights (per image: `conv2dQ8` takes the batch
+    /// from the shape). Empty otherwise.
+    var int8Convolutions: [(shape: Conv2DShape, weight: WeightMatrix)] {
+        switch self {
+        case let .conv2d(c) where c.weight.type == .q8PerChannel && conv2dQ8Supports(c.shape):
+            [(c.shape, c.weight)]
+        case let .attention(a) where [a.toQ, a.toK, a.toV, a.toOut].allSatisfy({ $0.type == .q8PerChannel }):
+            [a.toQ, a.toK, a.toV, a.toOut].map { (a.projection(batch: 1), $0) }
+        default: []
+        }
+    }
+}
+
+extension Op {
+    /// The weight matrices the fast backend packs once at load into fp32 panels (`packWeightsF32`): a conv's,
+    /// or an attention block's Q, K, V and out projections, when stored fp32 or fp16. int8 weights only with
+    /// `includeInt8` — for the few convolutions the int8 path leaves to fp32 (the stride-2 downsamplers):
+    /// as fp32 panels every int8 model's weights would take 4× their memory.
+    func prepackableConvolutions(includeInt8: Bool) -> [WeightMatrix] {
+        let eligible: (WeightMatrix) -> Bool = { includeInt8 || $0.type != .q8PerChannel }
+        switch self {
+        case let .conv2d(c) where eligible(c.weight): return [c.weight]
+        case let .attention(a) where [a.toQ, a.toK, a.toV, a.toOut].allSatisfy(eligible): return [a.toQ, a.toK, a.toV, a.toOut]
+        default: return []
+        }
+    }
+}
+
+func roundUp64Bytes(_ x: Int) -> Int { (x + 63) / 64 * 64 }
 
 extension AttentionOp {
     /// The Q, K, V and output projections are 1×1 convolutions over the [N, C, T] activations.

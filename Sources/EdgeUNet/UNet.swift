@@ -27,6 +27,7 @@ public final class UNet: @unchecked Sendable {
     private let scratch: UnsafeMutableRawPointer
     private var rowScratch: UnsafeMutablePointer<Float> { scratch.assumingMemoryBound(to: Float.self) }
     private let labels: [(op: Int, name: String, buffer: BufferID, count: Int)]
+    private let opNames: [String]
 
     /// The program and memory plan for `batch` images, computed without allocating the arena.
     struct Program {
@@ -37,7 +38,7 @@ public final class UNet: @unchecked Sendable {
         var scratchIndex: Int
     }
 
-    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads) throws -> Program {
+    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         var builder = UNetBuilder(model: model, batch: batch, foldUpsampling: backend == .fast)
         let io = try builder.build()
@@ -55,14 +56,37 @@ public final class UNet: @unchecked Sendable {
             let start = first[i] == Int.max ? 0 : first[i]
             return MemoryPlan.Buffer(bytes: builder.bufferFloats[i] * 4, first: start, last: max(last[i], start))
         }
-        let scratchBytes = ops.map { $0.scratchBytes(backend, threads: threads) }.max() ?? 0
+        let scratchBytes = ops.map { $0.scratchBytes(backend, threads: threads, int8: int8) }.max() ?? 0
         requests.append(MemoryPlan.Buffer(bytes: scratchBytes, first: 0, last: ops.count))
         return Program(builder: builder, io: io, plan: MemoryPlan(requests), scratchIndex: n)
     }
 
     /// Bytes of arena a UNet of `model` needs for `batch` images, without allocating it.
-    public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads()) throws -> Int {
-        try program(model: model, batch: batch, backend: backend, threads: threads).plan.totalBytes
+    public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
+                                  int8Activations: Bool? = nil) throws -> Int {
+        let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
+        return try program(model: model, batch: batch, backend: backend, threads: threads, int8: int8).plan.totalBytes
+            + packedWeightBytes(program(model: model, batch: 1, backend: backend, threads: threads, int8: int8).builder.ops, backend: backend, int8: int8)
+    }
+
+    /// Whether convolutions run with int8 activations (`conv2dQ8`): for int8 models on the fast backend, by
+    /// default only where the CPU has a dot-product instruction (VNNI, sdot) — elsewhere the portable int8
+    /// kernel is slower than dequantising to fp32.
+    static func usesInt8Activations(model: ModelFile, backend: UNetBackend, requested: Bool?) -> Bool {
+        guard backend == .fast, model.entries.contains(where: { $0.type == .q8PerChannel }) else { return false }
+        return requested ?? (Q8TileKernel.dotProduct != nil)
+    }
+
+    /// Bytes of the weights packed at load: int8 panels for the convolutions on the int8 path, fp32 panels
+    /// (`packWeightsF32`) for fp32 and fp16 weights on the fast backend.
+    static func packedWeightBytes(_ ops: [Op], backend: UNetBackend, int8: Bool) -> Int {
+        guard backend == .fast else { return 0 }
+        return ops.reduce(0) { total, op in
+            if int8, !op.int8Convolutions.isEmpty {
+                return total + op.int8Convolutions.reduce(0) { $0 + Q8ConvWeights.byteCount(rows: $1.weight.rows, channels: $1.shape.inChannels, kernel: $1.shape.kernel) }
+            }
+            return total + op.prepackableConvolutions(includeInt8: int8).reduce(0) { $0 + roundUp64Bytes(4 * packedWeightsF32Count(rows: $1.rows, columns: $1.columns)) }
+        }
     }
 
     /// Threads the kernels split work over.
@@ -70,16 +94,37 @@ public final class UNet: @unchecked Sendable {
 
     public let backend: UNetBackend
 
-    public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast) throws {
+    /// Whether convolutions quantise their activations to int8 (see `usesInt8Activations`).
+    public let int8Activations: Bool
+    /// "int8 (avx512vnni)", "int8 (neondot)", "int8 (simd)" or "fp32": what the convolutions compute with.
+    public var activationDescription: String {
+        int8Activations ? "int8 (\((Q8TileKernel.dotProduct ?? .simd).rawValue))" : "fp32"
+    }
+
+    /// Weights packed once here, by op index: one per convolution of the op (a conv: 1; an attention block:
+    /// Q, K, V, out) — int8 panels on the int8 path, fp32 panels for fp32/fp16 weights — or none (the kernels
+    /// then pack per call: int8 weights with fp32 activations, which stay int8 in memory).
+    private let packedWeights: [[Q8ConvWeights]]
+    private let packedF32: [[UnsafePointer<Float>]]
+    private let packedMemory: UnsafeMutableRawPointer?
+    /// Bytes of `packedMemory`.
+    public let packedWeightBytes: Int
+
+    /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8
+    ///   model (with the portable kernel where no dot-product instruction exists), false keeps fp32 activations.
+    public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil) throws {
         self.threads = threads
         self.backend = backend
-        let program = try Self.program(model: model, batch: batch, backend: backend, threads: threads)
+        let int8 = Self.usesInt8Activations(model: model, backend: backend, requested: int8Activations)
+        self.int8Activations = int8
+        let program = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
         let builder = program.builder, io = program.io, plan = program.plan
         self.model = model
         self.config = model.unet
         self.batch = batch
         self.ops = builder.ops
         self.labels = builder.labels
+        self.opNames = builder.opNames
         let arena = Arena(byteCount: plan.totalBytes)
         self.arena = arena
         arenaBytes = plan.totalBytes
@@ -88,7 +133,40 @@ public final class UNet: @unchecked Sendable {
         sample = UnsafeMutableBufferPointer(start: pointers[io.sample.index], count: builder.bufferFloats[io.sample.index])
         timesteps = UnsafeMutableBufferPointer(start: pointers[io.timesteps.index], count: batch)
         output = UnsafeMutableBufferPointer(start: pointers[io.output.index], count: builder.bufferFloats[io.output.index])
+        // Pack every eligible weight once, then let the mapped originals leave resident memory.
+        let packedBytes = Self.packedWeightBytes(builder.ops, backend: backend, int8: int8)
+        packedWeightBytes = packedBytes
+        let memory = packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: packedBytes, alignment: 64) : nil
+        packedMemory = memory
+        var packed: [[Q8ConvWeights]] = [], packedF32: [[UnsafePointer<Float>]] = []
+        var at = 0
+        for op in builder.ops {
+            guard backend == .fast else { packed.append([]); packedF32.append([]); continue }
+            if int8, !op.int8Convolutions.isEmpty {
+                packed.append(op.int8Convolutions.map { conv in
+                    let w = Q8ConvWeights(packing: conv.weight, channels: conv.shape.inChannels, kernel: conv.shape.kernel, into: memory! + at)
+                    at += Q8ConvWeights.byteCount(rows: conv.weight.rows, channels: conv.shape.inChannels, kernel: conv.shape.kernel)
+                    model.dropResidentPages(of: conv.weight)
+                    return w
+                })
+                packedF32.append([])
+            } else {
+                packed.append([])
+                packedF32.append(op.prepackableConvolutions(includeInt8: int8).map { weight in
+                    let floats = (memory! + at).bindMemory(to: Float.self, capacity: packedWeightsF32Count(rows: weight.rows, columns: weight.columns))
+                    packWeightsF32(weight, into: floats, threads: threads)
+                    at += roundUp64Bytes(4 * packedWeightsF32Count(rows: weight.rows, columns: weight.columns))
+                    model.dropResidentPages(of: weight)
+                    return UnsafePointer(floats)
+                })
+            }
+        }
+        precondition(at == packedBytes)
+        packedWeights = packed
+        self.packedF32 = packedF32
     }
+
+    deinit { packedMemory?.deallocate() }
 
     /// Multiply-accumulates of one `run()` (all images of the batch).
     public var multiplyAccumulates: Int { config.multiplyAccumulates() * batch }
@@ -98,8 +176,8 @@ public final class UNet: @unchecked Sendable {
     ///   `up_blocks.i`) with their output, for debugging against diffusers' intermediates.
     public func run(observe: ((_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) {
         var nextLabel = 0
-        for (index, op) in ops.enumerated() {
-            execute(op)
+        for index in ops.indices {
+            execute(index)
             if let observe {
                 while nextLabel < labels.count && labels[nextLabel].op == index {
                     let l = labels[nextLabel]
@@ -110,15 +188,43 @@ public final class UNet: @unchecked Sendable {
         }
     }
 
+    /// One step of the program as `bench --json` reports it: the checkpoint's module name, what kind of
+    /// op, and its multiply-accumulates for the whole batch.
+    public struct Layer: Sendable {
+        public var name: String
+        public var kind: String
+        public var multiplyAccumulates: Int
+    }
+
+    /// The program's steps, in execution order (parallel to `runTimed`'s seconds).
+    public var layers: [Layer] {
+        zip(ops, opNames).map { op, name in Layer(name: name, kind: op.kind, multiplyAccumulates: op.multiplyAccumulates(batch: batch)) }
+    }
+
+    /// `run()` that adds each step's wall time to `seconds[i]` (`layers.count` slots), for per-layer profiles.
+    public func runTimed(addingSecondsTo seconds: UnsafeMutableBufferPointer<Double>) {
+        precondition(seconds.count == ops.count, "runTimed needs one slot per layer (\(ops.count)), got \(seconds.count)")
+        var t0 = monotonicSeconds()
+        for index in ops.indices {
+            execute(index)
+            let t1 = monotonicSeconds()
+            seconds[index] += t1 - t0
+            t0 = t1
+        }
+    }
+
     @inline(__always) private func p(_ b: BufferID) -> UnsafeMutablePointer<Float> { pointers[b.index] }
 
-    private func execute(_ op: Op) {
-        switch op {
+    private func execute(_ index: Int) {
+        switch ops[index] {
         case let .timestepEmbedding(t, o, dimension, flip, shift):
             timestepEmbeddingRef(timesteps: p(t), batch: batch, dimension: dimension, flipSinToCos: flip, freqShift: shift, into: p(o))
         case let .linear(i, rows, w, b, o, applySiLU):
             // Linear layers act on the time embedding only: a few rows, negligible next to the convolutions.
-            linearRef(x: p(i), rows: rows, weight: w, bias: b, output: p(o), rowScratch: rowScratch)
+            switch backend {
+            case .reference: linearRef(x: p(i), rows: rows, weight: w, bias: b, output: p(o), rowScratch: rowScratch)
+            case .fast: linearF32(x: p(i), rows: rows, weight: w, bias: b, output: p(o), rowScratch: rowScratch)
+            }
             if applySiLU { siluRef(p(o), count: rows * w.rows, into: p(o)) }
         case let .silu(i, o, count):
             siluRef(p(i), count: count, into: p(o))
@@ -136,8 +242,13 @@ public final class UNet: @unchecked Sendable {
         case let .conv2d(c):
             switch backend {
             case .reference: convReference(c)
+            case .fast where !packedWeights[index].isEmpty:
+                conv2dQ8(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weights: packedWeights[index][0], bias: c.bias,
+                         output: p(c.output), residual: c.residual.map { UnsafePointer(p($0)) }, scale: c.scale,
+                         channelBias: c.channelBias.map { UnsafePointer(p($0)) }, scratch: scratch, threads: threads)
             case .fast:
-                conv2dF32(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight, bias: c.bias, output: p(c.output),
+                conv2dF32(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight, packedWeight: packedF32[index].first,
+                          bias: c.bias, output: p(c.output),
                           residual: c.residual.map { UnsafePointer(p($0)) }, scale: c.scale,
                           channelBias: c.channelBias.map { UnsafePointer(p($0)) }, scratch: scratch, threads: threads)
             }
@@ -148,7 +259,7 @@ public final class UNet: @unchecked Sendable {
         case let .attention(a):
             switch backend {
             case .reference: attentionReference(a)
-            case .fast: attentionFast(a)
+            case .fast: attentionFast(a, packed: packedWeights[index], packedF32: packedF32[index])
             }
         }
     }
@@ -186,31 +297,31 @@ public final class UNet: @unchecked Sendable {
         addScaledRef(p(a.input), p(a.normed), scale: 1 / a.rescale, count: batch * c * t, into: p(a.output))
     }
 
-    /// Channel-major: the projections are 1×1 convolutions over [N, C, T]; per image and head,
-    /// S = Q_hᵀ·K_h / √d, softmax over rows, out_h = V_h·Sᵀ; no transposes are materialised.
-    private func attentionFast(_ a: AttentionOp) {
+    /// Channel-major: the projections are 1×1 convolutions over [N, C, T]; the heads' softmax(Q_hᵀ·K_h / √d)
+    /// and its product with V_h are one fused kernel; no transposes or score matrices are materialised.
+    private func attentionFast(_ a: AttentionOp, packed: [Q8ConvWeights], packedF32: [UnsafePointer<Float>]) {
+        let f32 = packedF32.count == 4 ? packedF32 : nil
         let (c, t) = (a.channels, a.tokens)
-        let d = c / a.heads
         let projection = a.projection(batch: batch)
         groupNormF32(input: p(a.input), output: p(a.normed), batch: batch, channels: c, pixels: t, groups: a.groups, eps: a.eps,
                      gamma: a.normGamma, beta: a.normBeta, applySiLU: false, threads: threads)
-        conv2dF32(projection, input: p(a.normed), weight: a.toQ, bias: a.biasQ, output: p(a.q), scratch: scratch, threads: threads)
-        conv2dF32(projection, input: p(a.normed), weight: a.toK, bias: a.biasK, output: p(a.k), scratch: scratch, threads: threads)
-        conv2dF32(projection, input: p(a.normed), weight: a.toV, bias: a.biasV, output: p(a.v), scratch: scratch, threads: threads)
-        let scores = p(a.scores)
-        for n in 0 ..< batch {
-            for h in 0 ..< a.heads {
-                let head = n * c * t + h * d * t
-                gemmF32(m: t, n: t, k: d, a: p(a.q) + head, aRowStride: 1, aColumnStride: t,
-                        b: p(a.k) + head, bRowStride: t, bColumnStride: 1, c: scores, ldc: t,
-                        alpha: 1 / Float(d).squareRoot(), scratch: scratch, threads: threads)
-                softmaxRowsF32(scores, rows: t, columns: t, rowStride: t, threads: threads)
-                gemmF32(m: d, n: t, k: t, a: p(a.v) + head, aRowStride: t, aColumnStride: 1,
-                        b: scores, bRowStride: 1, bColumnStride: t, c: p(a.attended) + head, ldc: t,
-                        scratch: scratch, threads: threads)
-            }
+        if packed.count == 4 {
+            conv2dQ8(projection, input: p(a.normed), weights: packed[0], bias: a.biasQ, output: p(a.q), scratch: scratch, threads: threads)
+            conv2dQ8(projection, input: p(a.normed), weights: packed[1], bias: a.biasK, output: p(a.k), scratch: scratch, threads: threads)
+            conv2dQ8(projection, input: p(a.normed), weights: packed[2], bias: a.biasV, output: p(a.v), scratch: scratch, threads: threads)
+        } else {
+            conv2dF32(projection, input: p(a.normed), weight: a.toQ, packedWeight: f32?[0], bias: a.biasQ, output: p(a.q), scratch: scratch, threads: threads)
+            conv2dF32(projection, input: p(a.normed), weight: a.toK, packedWeight: f32?[1], bias: a.biasK, output: p(a.k), scratch: scratch, threads: threads)
+            conv2dF32(projection, input: p(a.normed), weight: a.toV, packedWeight: f32?[2], bias: a.biasV, output: p(a.v), scratch: scratch, threads: threads)
         }
-        conv2dF32(projection, input: p(a.attended), weight: a.toOut, bias: a.biasOut, output: p(a.output),
-                  residual: p(a.input), scale: 1 / a.rescale, scratch: scratch, threads: threads)
+        attentionF32(q: p(a.q), k: p(a.k), v: p(a.v), output: p(a.attended), batch: batch, channels: c, tokens: t, heads: a.heads,
+                     scratch: scratch, threads: threads)
+        if packed.count == 4 {
+            conv2dQ8(projection, input: p(a.attended), weights: packed[3], bias: a.biasOut, output: p(a.output),
+                     residual: p(a.input), scale: 1 / a.rescale, scratch: scratch, threads: threads)
+        } else {
+            conv2dF32(projection, input: p(a.attended), weight: a.toOut, packedWeight: f32?[3], bias: a.biasOut, output: p(a.output),
+                      residual: p(a.input), scale: 1 / a.rescale, scratch: scratch, threads: threads)
+        }
     }
 }

@@ -13,6 +13,8 @@ struct UNetBuilder {
     /// backend materialises it.
     let foldUpsampling: Bool
     private(set) var ops: [Op] = []
+    /// The checkpoint name of the module each op computes (parallel to `ops`), for per-layer timings.
+    private(set) var opNames: [String] = []
     private(set) var labels: [(op: Int, name: String, buffer: BufferID, count: Int)] = []
     /// Floats of every buffer, indexed by BufferID.index.
     private(set) var bufferFloats: [Int] = []
@@ -27,6 +29,11 @@ struct UNetBuilder {
     mutating func buffer(_ floats: Int) -> BufferID {
         bufferFloats.append(floats)
         return BufferID(index: bufferFloats.count - 1)
+    }
+
+    private mutating func emit(_ op: Op, _ name: String) {
+        ops.append(op)
+        opNames.append(name)
     }
 
     private mutating func label(_ name: String, _ b: BufferID) {
@@ -46,16 +53,16 @@ struct UNetBuilder {
         let weight = try model.matrix("\(prefix).weight", shape: [outChannels, inChannels, kernel, kernel])
         let bias = try model.vector("\(prefix).bias", count: outChannels)
         let out = buffer(shape.outputCount)
-        ops.append(.conv2d(ConvOp(shape: shape, upsampledInput: upsampled, input: input, weight: weight, bias: bias, output: out,
-                                  channelBias: channelBias, residual: residual, scale: scale)))
+        emit(.conv2d(ConvOp(shape: shape, upsampledInput: upsampled, input: input, weight: weight, bias: bias, output: out,
+                            channelBias: channelBias, residual: residual, scale: scale)), prefix)
         return out
     }
 
     private mutating func groupNorm(_ prefix: String, _ input: BufferID, channels: Int, pixels: Int, groups: Int, silu: Bool) throws -> BufferID {
         let out = buffer(batch * channels * pixels)
-        ops.append(.groupNorm(input: input, output: out, channels: channels, pixels: pixels, groups: groups, eps: Float(config.normEps),
-                              gamma: try model.vector("\(prefix).weight", count: channels),
-                              beta: try model.vector("\(prefix).bias", count: channels), applySiLU: silu))
+        emit(.groupNorm(input: input, output: out, channels: channels, pixels: pixels, groups: groups, eps: Float(config.normEps),
+                        gamma: try model.vector("\(prefix).weight", count: channels),
+                        beta: try model.vector("\(prefix).bias", count: channels), applySiLU: silu), prefix)
         return out
     }
 
@@ -66,9 +73,9 @@ struct UNetBuilder {
         let pixels = side * side
         let h1 = try groupNorm("\(p).norm1", x, channels: inChannels, pixels: pixels, groups: config.normNumGroups, silu: true)
         let proj = buffer(batch * outChannels)
-        ops.append(.linear(input: activatedTemb, rows: batch,
-                           weight: try model.matrix("\(p).time_emb_proj.weight", shape: [outChannels, config.timeEmbedDim]),
-                           bias: try model.vector("\(p).time_emb_proj.bias", count: outChannels), output: proj, applySiLU: false))
+        emit(.linear(input: activatedTemb, rows: batch,
+                     weight: try model.matrix("\(p).time_emb_proj.weight", shape: [outChannels, config.timeEmbedDim]),
+                     bias: try model.vector("\(p).time_emb_proj.bias", count: outChannels), output: proj, applySiLU: false), "\(p).time_emb_proj")
         let h2 = try conv("\(p).conv1", h1, inChannels: inChannels, outChannels: outChannels, side: side, kernel: 3, channelBias: proj)
         let h3 = try groupNorm("\(p).norm2", h2, channels: outChannels, pixels: pixels, groups: config.normNumGroups, silu: true)
         let shortcut = inChannels == outChannels ? x
@@ -93,8 +100,8 @@ struct UNetBuilder {
             normGamma: try model.vector("\(p).group_norm.weight", count: channels), normBeta: try model.vector("\(p).group_norm.bias", count: channels),
             toQ: wq, toK: wk, toV: wv, toOut: wo, biasQ: bq, biasK: bk, biasV: bv, biasOut: bo,
             normed: buffer(batch * image), tokensBuffer: buffer(image), q: buffer(batch * image), k: buffer(batch * image),
-            v: buffer(batch * image), attended: buffer(batch * image), projected: buffer(image), scores: buffer(t * t))
-        ops.append(.attention(op))
+            v: buffer(batch * image), attended: buffer(batch * image), projected: buffer(image), scores: buffer(t))
+        emit(.attention(op), p)
         return out
     }
 
@@ -111,21 +118,24 @@ struct UNetBuilder {
         // Time embedding: sinusoid [N, ch0] → linear_1 → SiLU → linear_2 → temb [N, D]. Every resnet
         // projects SiLU(temb), so that activation is computed once.
         let sinusoid = buffer(batch * ch[0])
-        ops.append(.timestepEmbedding(timesteps: timesteps, output: sinusoid, dimension: ch[0], flipSinToCos: c.flipSinToCos, freqShift: c.freqShift))
+        emit(.timestepEmbedding(timesteps: timesteps, output: sinusoid, dimension: ch[0], flipSinToCos: c.flipSinToCos, freqShift: c.freqShift),
+             "time_proj")
         let hidden = buffer(batch * c.timeEmbedDim)
-        ops.append(.linear(input: sinusoid, rows: batch, weight: try model.matrix("time_embedding.linear_1.weight", shape: [c.timeEmbedDim, ch[0]]),
-                           bias: try model.vector("time_embedding.linear_1.bias", count: c.timeEmbedDim), output: hidden, applySiLU: true))
+        emit(.linear(input: sinusoid, rows: batch, weight: try model.matrix("time_embedding.linear_1.weight", shape: [c.timeEmbedDim, ch[0]]),
+                     bias: try model.vector("time_embedding.linear_1.bias", count: c.timeEmbedDim), output: hidden, applySiLU: true),
+             "time_embedding.linear_1")
         let temb = buffer(batch * c.timeEmbedDim)
-        ops.append(.linear(input: hidden, rows: batch, weight: try model.matrix("time_embedding.linear_2.weight", shape: [c.timeEmbedDim, c.timeEmbedDim]),
-                           bias: try model.vector("time_embedding.linear_2.bias", count: c.timeEmbedDim), output: temb, applySiLU: false))
+        emit(.linear(input: hidden, rows: batch, weight: try model.matrix("time_embedding.linear_2.weight", shape: [c.timeEmbedDim, c.timeEmbedDim]),
+                     bias: try model.vector("time_embedding.linear_2.bias", count: c.timeEmbedDim), output: temb, applySiLU: false),
+             "time_embedding.linear_2")
         label("time_embedding", temb)
         let activatedTemb = buffer(batch * c.timeEmbedDim)
-        ops.append(.silu(input: temb, output: activatedTemb, count: batch * c.timeEmbedDim))
+        emit(.silu(input: temb, output: activatedTemb, count: batch * c.timeEmbedDim), "time_embedding.act")
 
         var input = sample
         if c.centerInputSample {
             let centered = buffer(batch * c.inChannels * side * side)
-            ops.append(.affine(input: sample, output: centered, scale: 2, shift: -1, count: batch * c.inChannels * side * side))
+            emit(.affine(input: sample, output: centered, scale: 2, shift: -1, count: batch * c.inChannels * side * side), "center_input_sample")
             input = centered
         }
         var h = try conv("conv_in", input, inChannels: c.inChannels, outChannels: ch[0], side: side, kernel: 3)
@@ -167,7 +177,8 @@ struct UNetBuilder {
             for j in 0 ... c.layersPerBlock {
                 let (skip, skipChannels) = skips.removeLast()
                 let joined = buffer(batch * (channels + skipChannels) * side * side)
-                ops.append(.concat(a: h, channelsA: channels, b: skip, channelsB: skipChannels, pixels: side * side, output: joined))
+                emit(.concat(a: h, channelsA: channels, b: skip, channelsB: skipChannels, pixels: side * side, output: joined),
+                     "\(p).resnets.\(j).concat")
                 h = try resnet("\(p).resnets.\(j)", joined, inChannels: channels + skipChannels, outChannels: out, side: side, activatedTemb: activatedTemb, scale: 1)
                 channels = out
                 if type == .attnUp {
@@ -178,7 +189,8 @@ struct UNetBuilder {
                 var source = h
                 if !foldUpsampling {
                     source = buffer(batch * channels * 4 * side * side)
-                    ops.append(.upsampleNearest2x(input: h, planes: batch * channels, height: side, width: side, output: source))
+                    emit(.upsampleNearest2x(input: h, planes: batch * channels, height: side, width: side, output: source),
+                         "\(p).upsamplers.0.interpolate")
                 }
                 side *= 2
                 h = try conv("\(p).upsamplers.0.conv", source, inChannels: channels, outChannels: channels, side: side, kernel: 3,

@@ -48,3 +48,25 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
 
     public init() {}
 }
+
+extension NoiseScheduleConfig {
+    /// Largest T accepted: diffusers' published models use 1000; the bound keeps the per-timestep tables
+    /// a hostile file can ask for small.
+    public static let maxTrainTimesteps = 100_000
+
+    /// Checks the ranges the sampler relies on (T ≥ 1 before any `1...T`, βs in (0, 1), finite numbers).
+    /// `file` prefixes the message: the config file, or the model file the config was stored in.
+    public func validate(file: String) throws {
+        func need(_ ok: Bool, _ message: String) throws { if !ok { throw EdgeError("\(file): \(message)") } }
+        try need((1 ... Self.maxTrainTimesteps).contains(numTrainTimesteps),
+                 "num_train_timesteps must be in 1...\(Self.maxTrainTimesteps), got \(numTrainTimesteps)")
+        try need(betaStart > 0 && betaStart < 1 && betaEnd > 0 && betaEnd < 1,
+                 "beta_start and beta_end must be in (0, 1), got \(betaStart) and \(betaEnd)")
+        if let b = trainedBetas {
+            try need(b.count == numTrainTimesteps, "trained_betas has \(b.count) entries, num_train_timesteps is \(numTrainTimesteps)")
+            try need(b.allSatisfy { $0 > 0 && $0 < 1 }, "trained_betas entries must be in (0, 1)")
+        }
+        try need(clipSampleRange.isFinite && clipSampleRange > 0, "clip_sample_range must be a positive number, got \(clipSampleRange)")
+        try need((0 ..< numTrainTimesteps).contains(stepsOffset), "steps_offset must be in 0..<\(numTrainTimesteps), got \(stepsOffset)")
+    }
+}

@@ -23,6 +23,13 @@ public struct Threads: Sendable, Equatable {
 
     public static let single = Threads(1)
 
+    /// Worker t's share of n items under the static split every kernel uses — [n·t/workers, n·(t+1)/workers) —
+    /// so the shares are contiguous, cover 0..<n once, and differ in size by at most one.
+    @inlinable
+    public static func share(_ t: Int, of n: Int, workers: Int) -> Range<Int> {
+        (n * t / workers) ..< (n * (t + 1) / workers)
+    }
+
     /// Calls task.run(i) for i in 0..<n, spread over the threads (a static split: thread t of T gets
     /// indices [n·t/T, n·(t+1)/T)), and returns when all calls are done. Allocates nothing.
     @inlinable

@@ -573,7 +573,7 @@ private struct PackATask: ParallelTask {
     let mPanels: Int, workers: Int
 
     func run(_ t: Int) {
-        for panel in (t * mPanels / workers) ..< ((t + 1) * mPanels / workers) {
+        for panel in Threads.share(t, of: mPanels, workers: workers) {
             packAPanel(a, m: m, k: k, panel: panel, into: packed + panel * k * 8)
         }
     }
@@ -623,7 +623,7 @@ private struct GemmTask: ParallelTask {
         let nr = tile.nr
         let bPanel = threadBase + t * layout.threadFloats
         let biasSlice = bPanel + layout.panelFloats
-        for task in (t * taskCount / workers) ..< ((t + 1) * taskCount / workers) {
+        for task in Threads.share(t, of: taskCount, workers: workers) {
             let mPart = task % tasks.mParts
             let chunk = (task / tasks.mParts) % tasks.chunks
             let image = task / (tasks.mParts * tasks.chunks)

@@ -39,7 +39,7 @@ private struct GroupNormTask: ParallelTask {
     func run(_ t: Int) {
         let perGroup = channels / groups
         let count = perGroup * pixels
-        for block in (t * blocks / workers) ..< ((t + 1) * blocks / workers) {
+        for block in Threads.share(t, of: blocks, workers: workers) {
             let n = block / groups, g = block % groups
             let base = (n * channels + g * perGroup) * pixels
             let x = input + base

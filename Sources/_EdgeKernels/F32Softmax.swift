@@ -23,7 +23,7 @@ private struct SoftmaxRowsTask: ParallelTask {
     let rows: Int, columns: Int, rowStride: Int, workers: Int
 
     func run(_ t: Int) {
-        for r in (t * rows / workers) ..< ((t + 1) * rows / workers) { softmaxRow(x + r * rowStride, columns) }
+        for r in Threads.share(t, of: rows, workers: workers) { softmaxRow(x + r * rowStride, columns) }
     }
 }
 

@@ -37,7 +37,7 @@ typealias I32Vector = SIMD16<Int32>
 /// polynomial for e^r, 2^n built in the exponent field). Relative error ≤ 2 ulp over the clamped range
 /// [−87.3, 88.3]; inputs below it give ≈ 1.2e−38 instead of a subnormal or 0, inputs above it ≈ 2.2e38
 /// instead of inf; NaN stays NaN.
-@inline(__always) func expVector(_ x: F32Vector) -> F32Vector {
+@_transparent func expVector(_ x: F32Vector) -> F32Vector {
     let x = vmin(vmax(x, F32Vector(repeating: -87.3)), F32Vector(repeating: 88.3))
     // t = x·log2(e) + 1.5·2²³: the float's low mantissa bits now hold round(x·log2(e)).
     let magic = F32Vector(repeating: 12_582_912)

@@ -27,6 +27,9 @@ public enum KernelBenchmark {
         /// conv2dF32 with the native tile and weights packed by `packWeightsF32` before timing.
         case fastPrepacked
         case reference
+        /// conv2dQ8 (int8 weights packed once before timing, int8 activations) with the given tile kernel;
+        /// stride-1 shapes only. Implies int8 weights.
+        case int8(Q8TileKernel)
     }
 
     /// Times one convolution; GFLOP/s counts 2 flops per multiply-accumulate of `shape`. With `upsampledInput`
@@ -46,21 +49,32 @@ public enum KernelBenchmark {
         switch weightType {
         case .f32: break
         case .f16: quantizeF16Ref(weights, count: weights.count, into: &f16)
-        case .q8PerChannel:
+        case .q8PerChannel: break  // below, once the kernel is known
+        }
+        var best = Double.infinity
+        var weightType = weightType
+        if case .int8 = kernel { weightType = .q8PerChannel }
+        if case .q8PerChannel = weightType {
             for o in 0 ..< shape.outChannels {
                 scales[o] = weights.withUnsafeBufferPointer { w in
                     q8.withUnsafeMutableBufferPointer { q in quantizeQ8Ref(w.baseAddress! + o * shape.fanIn, count: shape.fanIn, into: q.baseAddress! + o * shape.fanIn) }
                 }
             }
         }
-        var best = Double.infinity
-        let bytes = conv2dF32ScratchBytes(shape, threads: threads)
+        let bytes = max(conv2dF32ScratchBytes(shape, threads: threads), conv2dQ8Supports(shape) ? conv2dQ8ScratchBytes(shape, threads: threads) : 0)
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, shape.fanIn * 4), alignment: 64)
         defer { scratch.deallocate() }
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: packedWeightsF32Count(rows: shape.outChannels, columns: shape.fanIn))
         defer { packed.deallocate() }
+        var q8Memory: UnsafeMutableRawPointer? = nil
+        defer { q8Memory?.deallocate() }
         func run(_ w: WeightMatrix) {
             if case .fastPrepacked = kernel { packWeightsF32(w, into: packed, threads: threads) }
+            var q8Weights: Q8ConvWeights? = nil
+            if case .int8 = kernel {
+                q8Memory = .allocate(byteCount: Q8ConvWeights.byteCount(rows: w.rows, channels: shape.inChannels, kernel: shape.kernel), alignment: 64)
+                q8Weights = Q8ConvWeights(packing: w, channels: shape.inChannels, kernel: shape.kernel, into: q8Memory!)
+            }
             for rep in 0 ... repetitions {
                 let t0 = now()
                 switch kernel {
@@ -69,6 +83,9 @@ public enum KernelBenchmark {
                               scratch: scratch, threads: threads)
                 case let .fast(tile):
                     conv2dF32(shape, upsampledInput: upsampledInput, input: input, weight: w, bias: bias, output: &output, scratch: scratch, threads: threads, tile: tile)
+                case let .int8(tile):
+                    conv2dQ8(shape, upsampledInput: upsampledInput, input: input, weights: q8Weights!, bias: bias, output: &output,
+                             scratch: scratch, threads: threads, kernel: tile)
                 case .reference where upsampledInput:
                     upsampleNearest2xRef(input, planes: shape.batch * shape.inChannels, height: shape.height / 2, width: shape.width / 2, into: &upsampled)
                     conv2dRef(shape, input: upsampled, weight: w, bias: bias, output: &output, rowScratch: scratch.assumingMemoryBound(to: Float.self))

@@ -21,17 +21,36 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
+    @Option(help: ArgumentHelp("int8 models: quantise activations to int8 too (auto: where the CPU has a dot-product instruction).",
+                               valueName: "auto|on|off"))
+    var int8Activations: String = "auto"
+
+    @OptionGroup var memory: MaxMemoryOption
+
     func run() throws {
         guard (1 ... 4096).contains(count) else { throw EdgeError.usage("--count must be in 1...4096, got \(count)") }
         guard (1 ... 100_000).contains(iterations) else { throw EdgeError.usage("--iterations must be in 1...100000, got \(iterations)") }
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
-        let file = try openModel(model)
-        let result = try UNetBenchmark.run(model: file, batch: count, threads: Threads(threads), iterations: iterations)
+        let int8: Bool?
+        switch int8Activations {
+        case "auto": int8 = nil
+        case "on": int8 = true
+        case "off": int8 = false
+        default: throw EdgeError.usage("--int8-activations must be auto, on or off, got \(int8Activations)")
+        }
+        let limit = try memory.limit()
+        let file = try openModel(model, limit: limit)
+        try limit.check(model: file, batch: count, threads: Threads(threads))
+        let result = try UNetBenchmark.run(model: file, batch: count, threads: Threads(threads), iterations: iterations, int8Activations: int8)
         if json {
             print(result.json)
         } else {
-            print("unet \(model): batch \(count), \(result.threads) threads, \(iterations) iterations")
+            print("unet \(model): batch \(count), \(result.threads) threads, \(iterations) iterations, \(result.activations) activations")
             print("  median \(fixed(result.medianMilliseconds, decimals: 2)) ms, min \(fixed(result.minMilliseconds, decimals: 2)) ms, \(fixed(result.gflops, decimals: 1)) GFLOP/s")
+            print("  per layer kind (sum of per-layer medians; --json lists every layer):")
+            for k in result.millisecondsByKind {
+                print("    \(k.kind): \(fixed(k.milliseconds, decimals: 2)) ms in \(k.layers) layers")
+            }
         }
     }
 }

@@ -14,6 +14,9 @@ enum Main {
         } catch let error as EdgeError {
             printError("edge-ddim: \(error.message)")
             exit(error.kind == .usage ? 2 : 1)
+        } catch let stop as Interrupted {
+            printError("edge-ddim: \(stop.message)")
+            exit(stop.exitStatus)
         } catch {
             let code = EdgeDDIMCommand.exitCode(for: error)
             if code == .success {  // --help, --version
@@ -31,6 +34,6 @@ struct EdgeDDIMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-ddim",
         abstract: "Generate images with DDIM from a converted diffusers UNet2DModel.",
-        subcommands: [Sample.self, Info.self, Bench.self],
+        subcommands: [Sample.self, Info.self, Bench.self, Interpolate.self, Invert.self, Reconstruct.self, Eval.self],
         defaultSubcommand: Sample.self)
 }

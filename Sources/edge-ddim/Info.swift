@@ -16,12 +16,16 @@ struct Info: ParsableCommand {
     @Option(help: "Images per UNet evaluation. Default: min(count, 4).")
     var batch: Int?
 
+    @OptionGroup var memory: MaxMemoryOption
+
     func run() throws {
-        let file = try openModel(model)
+        let limit = try memory.limit()
+        let file = try openModel(model, limit: limit)
         var options = SamplingOptions()
         options.count = count
         options.batch = batch
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
+        try limit.check(model: file, options: options)
         let u = file.unet, s = file.schedule
         var types: [String: Int] = [:]
         for e in file.entries { types[e.type.description, default: 0] += 1 }
@@ -33,7 +37,7 @@ struct Info: ParsableCommand {
         print("             mid attention \(u.addAttention), head dim \(u.attentionHeadDim.map(String.init) ?? "all channels"), groups \(u.normNumGroups), eps \(u.normEps)")
         print("schedule     \(s.betaSchedule.rawValue) betas \(s.betaStart)…\(s.betaEnd), T = \(s.numTrainTimesteps), \(s.predictionType.rawValue), clip_sample \(s.clipSample), spacing \(s.timestepSpacing.rawValue)")
         print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
-        print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped, read in place)")
+        print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; convolution weights are repacked once at load into the kernels' layout, counted in working mem)")
         print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
         print("working mem  \(megabytes(try DDIMPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
     }

@@ -7,12 +7,18 @@ import EdgeImageIO
 /// The model the commands use when --model is not given: the int8 conversion of ddpm-fashion-32 in models/.
 let defaultModelPath = "models/ddpm-fashion-32.edm"
 
-func openModel(_ path: String) throws -> ModelFile {
+/// Opens and validates a model, and refuses it when even one image at a time would need more memory than
+/// `limit`: every command that loads a model gets that check, with or without its own `--max-memory`.
+func openModel(_ path: String, limit: MemoryLimit = .physicalMemory) throws -> ModelFile {
     guard fileExists(path) else {
         let hint = path == defaultModelPath ? " (run from the repository root, or pass --model PATH)" : ""
         throw EdgeError("model \(path) not found\(hint)")
     }
-    return try ModelFile(path: path)
+    let file = try ModelFile(path: path)
+    var smallest = SamplingOptions()
+    smallest.count = 1
+    try limit.check(model: file, options: smallest)
+    return file
 }
 
 extension NoiseScheduleConfig.TimestepSpacing: ExpressibleByArgument {}
@@ -60,6 +66,8 @@ struct Sample: ParsableCommand {
     @Flag(help: "No progress lines.")
     var quiet = false
 
+    @OptionGroup var memory: MaxMemoryOption
+
     func run() throws {
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
         var options = SamplingOptions()
@@ -74,21 +82,33 @@ struct Sample: ParsableCommand {
         guard eta.isFinite, eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
         try checkWritable(output)
         if let npy { try checkWritable(npy) }
+        let limit = try memory.limit()
+        // From here on SIGINT / SIGTERM stop the run at the next step boundary instead of killing it.
+        try Interruption.install()
 
         let start = monotonicSeconds()
-        let file = try openModel(model)
+        let file = try openModel(model, limit: limit)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
+        try limit.check(model: file, options: options)
         let pipeline = try DDIMPipeline(model: file, options: options)
         if let initNoise {
             let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
             try values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
         }
         let loop = monotonicSeconds()
-        try pipeline.run { step, total in
-            guard !quiet else { return }
-            let elapsed = monotonicSeconds() - loop
-            let remaining = elapsed / Double(step) * Double(total - step)
-            printError("step \(step)/\(total)  elapsed \(fixed(elapsed, decimals: 1)) s  remaining \(fixed(remaining, decimals: 1)) s")
+        var done = 0
+        do {
+            try pipeline.run(progress: { step, total in
+                done = step
+                guard !quiet else { return }
+                let elapsed = monotonicSeconds() - loop
+                let remaining = elapsed / Double(step) * Double(total - step)
+                printError("step \(step)/\(total)  elapsed \(fixed(elapsed, decimals: 1)) s  remaining \(fixed(remaining, decimals: 1)) s")
+            }, stop: { Interruption.signal })
+            // A signal during the last step: the images are complete, but the user asked to stop.
+            try Interruption.throwIfRequested()
+        } catch let stop as Interrupted {
+            throw Interrupted(signal: stop.signal, detail: "stopped after step \(done) of \(steps); nothing written")
         }
         let sampling = monotonicSeconds() - loop
         let shape = pipeline.shape

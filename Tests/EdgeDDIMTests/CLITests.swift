@@ -52,6 +52,27 @@ final class CLITests: XCTestCase {
         try assertFails("edge-ddim", m + ["--schedule", "cubic"], status: 2, mentions: "schedule")
         try assertFails("edge-ddim", m + ["--frobnicate"], status: 2, mentions: "frobnicate")
         try assertFails("edge-ddim", ["bench", "--model", model, "--iterations", "0"], status: 2, mentions: "--iterations")
+        try assertFails("edge-ddim", ["bench", "--model", model, "--int8-activations", "maybe"], status: 2, mentions: "--int8-activations")
+    }
+
+    /// `bench --json` lists every layer under the checkpoint's module names with a time, and says which
+    /// activations the convolutions used.
+    func testBenchJSONHasPerLayerTimings() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let outcome = try run("edge-ddim", ["bench", "--model", model, "--iterations", "2", "--threads", "1", "--json"], in: temp)
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        let object = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]
+        let layers = object?["layers"] as? [[String: Any]] ?? []
+        let names = layers.compactMap { $0["name"] as? String }
+        // ddpm-fashion-32: time MLP, 1 + 8 + 2 + 12 resnets' convs, 6 attention blocks, norms, concats.
+        XCTAssertGreaterThan(layers.count, 100)
+        for name in ["conv_in", "down_blocks.1.attentions.0", "mid_block.resnets.1.conv2", "up_blocks.2.upsamplers.0.conv", "conv_out"] {
+            XCTAssertTrue(names.contains(name), "no layer \(name) in \(names)")
+        }
+        XCTAssertTrue(layers.allSatisfy { ($0["ms"] as? Double).map { $0 >= 0 } ?? false })
+        let activations = object?["activations"] as? String ?? ""
+        XCTAssertTrue(activations == "fp32" || activations.hasPrefix("int8 ("), activations)
     }
 
     func testRuntimeErrorsExitWithStatus1() throws {

@@ -16,6 +16,7 @@ final class ModelFileTests: XCTestCase {
         var schedule = NoiseScheduleConfig()
         schedule.betaSchedule = .squaredcosCapV2
         schedule.predictionType = .vPrediction
+        schedule.numTrainTimesteps = 2  // one beta per timestep, or the reader refuses the schedule
         schedule.trainedBetas = [0.1, 0.2]
         schedule.stepsOffset = 1
         var metadata = Metadata()

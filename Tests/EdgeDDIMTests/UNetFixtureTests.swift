@@ -30,9 +30,10 @@ final class UNetFixtureTests: XCTestCase {
     }
 
     /// Runs the UNet of `model` on the fixture's inputs; returns the output and the per-stage maximum error.
-    func run(_ model: ModelFile, _ io: FixtureIO, backend: UNetBackend) throws -> (output: [Float], stages: [String: Float]) {
+    func run(_ model: ModelFile, _ io: FixtureIO, backend: UNetBackend, int8Activations: Bool? = nil) throws -> (output: [Float], stages: [String: Float]) {
         let sample = try io.tensor("sample"), timestep = try io.tensor("timestep")
-        let unet = try UNet(model: model, batch: sample.shape[0], backend: backend)
+        let unet = try UNet(model: model, batch: sample.shape[0], backend: backend, int8Activations: int8Activations)
+        XCTAssertEqual(unet.int8Activations, int8Activations == true && backend == .fast && model.entries.contains { $0.type == .q8PerChannel })
         XCTAssertEqual(unet.sample.count, sample.values.count)
         _ = unet.sample.update(from: sample.values)
         _ = unet.timesteps.update(from: timestep.values)
@@ -61,9 +62,14 @@ final class UNetFixtureTests: XCTestCase {
                                          "\(name) \(weights) \(backend): max abs error \(error); per stage: \(stages.sorted { $0.key < $1.key })")
                 if weights == .f32 { fp32Output = output }
             }
-            let int8 = try run(try convertedModel(folder, weights: .q8PerChannel, into: temp), io, backend: backend).output
-            let relative = relativeL2(int8, fp32Output)
-            XCTAssertLessThanOrEqual(relative, int8Tolerance, "\(name) int8 \(backend): relative L2 error \(relative) vs fp32")
+            // int8 weights with fp32 activations, and (fast backend) with int8 activations quantised per pixel.
+            let int8Model = try convertedModel(folder, weights: .q8PerChannel, into: temp)
+            for activations in backend == .fast ? [false, true] : [false] {
+                let int8 = try run(int8Model, io, backend: backend, int8Activations: activations).output
+                let relative = relativeL2(int8, fp32Output)
+                print("\(name) int8 weights, \(activations ? "int8" : "fp32") activations, \(backend): relative L2 \(relative) vs fp32")
+                XCTAssertLessThanOrEqual(relative, int8Tolerance, "\(name) int8 (activations int8: \(activations)) \(backend): relative L2 error \(relative) vs fp32")
+            }
         }
     }
 

@@ -16,7 +16,8 @@
 # A row whose symbol matches no function fails the check: the kernel was renamed, or inlined away (an
 # @inline(__always) kernel has no symbol of its own: point the row at the function it is inlined into).
 # Rows prefixed with `!` in the symbol column are *forbidden* instructions: `!*` means the whole binary must
-# hold none of them (e.g. no armv8.2 instructions in a build meant for a Pi 4's Cortex-A72).
+# hold none of them (e.g. no armv8.2 instructions in a build meant for a Pi 4's Cortex-A72); `!*-NAME` means
+# every function except those whose symbol contains NAME (a kernel chosen at run time by CPU features).
 #
 # Needs aarch64-linux-gnu-objdump / -nm (Debian: binutils-aarch64-linux-gnu); demangled names are shown
 # when `swift demangle` is on PATH.
@@ -26,10 +27,10 @@ TABLE='
 # symbol          :: regex                                                       :: min :: variants           :: what
 f32Gemm8x8SIMD    :: ^fmla v[0-9]+\.4s, v[0-9]+\.4s, v[0-9]+\.(4s|s\[[0-3]\])$     :: 32  :: all                :: fp32 8x8 GEMM microkernel: fmla on .4s (unrolled loop: 2 k x 8 rows x 2 q)
 f32Gemm8x16SIMD   :: ^fmla v[0-9]+\.4s, v[0-9]+\.4s, v[0-9]+\.(4s|s\[[0-3]\])$     :: 64  :: all                :: fp32 8x16 GEMM microkernel: fmla on .4s (unrolled loop: 2 k x 8 rows x 4 q)
-!*                :: ^(sdot|udot|usdot|sudot) v                                   :: 1   :: cortex-a72,baseline :: no dot product (armv8.2 dotprod) anywhere in a Pi 4 build
+neondot          :: ^sdot v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.4b\[[0-3]\]$         :: 16  :: all                :: int8 conv tile kernel (C, runtime-dispatched on HWCAP_ASIMDDP): sdot by element
+!*-neondot        :: ^(sdot|udot|usdot|sudot) v                                   :: 1   :: cortex-a72,baseline :: no dot product (armv8.2 dotprod) in a Pi 4 build outside the runtime-dispatched int8 kernel
 !*                :: ^f(abd|abs|ac[a-z]+|add|addp|cm[a-z]+|div|max[a-z]*|min[a-z]*|mla|mls|mul|mulx|neg|recp[a-z]|rsqrt[a-z]|sqrt|rint[a-z]|madd|msub|nmadd|nmsub|nmul) (v[0-9]+\.[48]h|h[0-9]+), :: 1 :: cortex-a72,baseline :: no fp16 arithmetic (armv8.2 fp16; fcvtl/fcvtn conversions are armv8.0) anywhere in a Pi 4 build
 # Rows to add when those kernels exist (Pi 5 only):
-# i8Gemm…         :: ^sdot v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.(16b|4b\[[0-3]\])$ :: 16  :: cortex-a76         :: int8 GEMM microkernel: sdot
 # f16Gemm…        :: ^fmla v[0-9]+\.8h, v[0-9]+\.8h, v[0-9]+\.(8h|h\[[0-7]\])$    :: 16  :: cortex-a76         :: fp16 GEMM microkernel: fmla on .8h
 '
 
@@ -70,7 +71,9 @@ while IFS= read -r row; do
   rows=$((rows + 1))
   if [ "${sym:0:1}" = "!" ]; then                              # forbidden instructions
     scope="${sym:1}"
-    if [ "$scope" != "*" ]; then grep -F -- "$scope" "$TMP/functions" > "$TMP/scope" || true; scope="$TMP/scope"; fi
+    if [ "${scope:0:2}" = "*-" ]; then
+      grep -v -F -- "${scope:2}" "$TMP/functions" > "$TMP/scope" || true; scope="$TMP/scope"
+    elif [ "$scope" != "*" ]; then grep -F -- "$scope" "$TMP/functions" > "$TMP/scope" || true; scope="$TMP/scope"; fi
     hits="$(EXAMPLES=5 count_in "$scope" 2>"$TMP/examples")"
     if [ "$hits" -gt 0 ]; then
       echo "  FAIL  $what: $hits forbidden instruction(s) /$regex/:"; demangle < "$TMP/examples"; fail=1

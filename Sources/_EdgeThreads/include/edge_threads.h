@@ -11,4 +11,8 @@ void edge_parallel_for(long count, int threads, edge_task_fn fn, void *context);
 /// OpenMP's default team size: OMP_NUM_THREADS when set, otherwise the online cores.
 int edge_default_threads(void);
 
+// Included here so that existing builds notice the new header: a clang module cache does not rescan an
+// umbrella folder for new files, but does see this header change.
+#include "edge_signals.h"
+
 #endif

@@ -1,0 +1,66 @@
+import _EdgeCore
+import EdgeModelFile
+import EdgeUNet
+
+/// The most memory a command may plan to use (`--max-memory`). A model is checked against it after its
+/// file is validated and before anything sized by its config is allocated, so a config asking for more than
+/// the machine has ends in one line instead of an allocation failure or the OOM killer.
+public struct MemoryLimit: Sendable, Equatable {
+    public let bytes: Int
+
+    public init(bytes: Int) { self.bytes = bytes }
+
+    /// The machine's physical memory (the default limit); 1 TiB where the system does not say.
+    public static var physicalMemory: MemoryLimit { MemoryLimit(bytes: physicalMemoryBytes() ?? 1 << 40) }
+
+    /// `--max-memory` text: `BYTES`, `NNK`, `NNM`, `NNG` (binary multiples); nil means the default.
+    public init(option text: String?) throws {
+        guard let text else { self = .physicalMemory; return }
+        guard let n = parseByteCount(text) else {
+            throw EdgeError.usage("--max-memory must be a byte count such as 536870912, 512M or 2G, got \(text)")
+        }
+        self.bytes = n
+    }
+
+    /// What running `model` needs: the working memory (planned, allocated at load) plus the mapped file,
+    /// whose weight pages are all read on every step and so end up resident.
+    public struct Need: Sendable {
+        public let workingBytes: Int
+        public let fileBytes: Int
+        public var total: Int { checkedSum(workingBytes, fileBytes) ?? Int.max }
+    }
+
+    /// Throws a one-line error when `need` exceeds the limit.
+    public func check(_ need: Need, model: String, what: String) throws {
+        guard need.total > bytes else { return }
+        throw EdgeError("model \(model): \(what) needs \(megabytes(need.total)) (working memory \(megabytes(need.workingBytes)) + model file \(megabytes(need.fileBytes))), more than --max-memory \(megabytes(bytes)); lower --count or --batch, or raise --max-memory")
+    }
+
+    /// Checks a sampling run with `options`; computes the plan without allocating it. `DDIMInversion` plans
+    /// the same buffers, so it is checked here too (`task` names the run in the message).
+    public func check(model: ModelFile, options: SamplingOptions, task: String = "sampling") throws {
+        let need = Need(workingBytes: try DDIMPipeline.checkedWorkingBytes(model: model, options: options), fileBytes: model.fileBytes)
+        try check(need, model: model.path, what: "\(task) \(options.count) image\(options.count == 1 ? "" : "s") in batches of \(options.effectiveBatch)")
+    }
+
+    /// Checks one UNet of `batch` images (the bench command).
+    public func check(model: ModelFile, batch: Int, threads: Threads) throws {
+        let arena = try UNet.arenaBytes(model: model, batch: batch, threads: threads)
+        // Input, output and timesteps are in the arena; the benchmark adds nothing of its own worth counting.
+        try check(Need(workingBytes: arena, fileBytes: model.fileBytes), model: model.path, what: "a UNet for batch \(batch)")
+    }
+}
+
+extension DDIMPipeline {
+    /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
+    static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
+        let u = model.unet
+        let arena = try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
+        // x and the sampler's two buffers: count × C × S × S floats each.
+        guard let buffers = checkedProduct([3, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
+              let total = checkedSum(arena, buffers) else {
+            throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(u.sampleSize)×\(u.sampleSize) need more memory than can be counted")
+        }
+        return total
+    }
+}

@@ -1,0 +1,27 @@
+// libFuzzer target: the JSON parser and the diffusers config.json / scheduler_config.json readers, then
+// what the converter derives from an accepted config (parameter shapes, FLOPs, the noise schedule).
+import _EdgeCore
+import EdgeConvert
+import EdgeModelFile
+import EdgeSampler
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    let input = UnsafeRawBufferPointer(start: data, count: size)
+    guard let json = try? JSONValue.parse(input, context: "fuzz config.json") else { return 0 }
+    if let unet = try? DiffusersConfig.unet(json) {
+        let shapes = unet.config.parameterShapes()
+        precondition(!shapes.isEmpty)
+        for (_, shape) in shapes { precondition(checkedProduct(shape) != nil) }
+        precondition(unet.config.multiplyAccumulates() > 0)
+    }
+    if let scheduler = try? DiffusersConfig.scheduler(json) {
+        let config = scheduler.config
+        // Every step count the command line accepts is 1...T; the ends and one middle value cover the
+        // schedule arithmetic without running T schedules per input.
+        for steps in Set([1, min(10, config.numTrainTimesteps), config.numTrainTimesteps]) {
+            _ = try? DDIMSchedule(config: config, steps: steps)
+        }
+    }
+    return 0
+}
