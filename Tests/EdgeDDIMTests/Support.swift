@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import AllocationCounter
 import _EdgeCore
 import _EdgeQuant
 import EdgeConvert
@@ -98,4 +99,19 @@ struct TestRandom {
     mutating func float() -> Float { Float(next() >> 40) / Float(1 << 23) - 1 }
     mutating func floats(_ n: Int) -> [Float] { (0 ..< n).map { _ in float() } }
     mutating func int(_ range: ClosedRange<Int>) -> Int { range.lowerBound + Int(next() % UInt64(range.count)) }
+}
+
+
+/// Heap allocations made while `body` runs, the fewest over `attempts` runs. The counter is process-wide, so a
+/// background thread of the test process (Foundation reaping a child process an earlier test spawned, XCTest's
+/// own) can allocate during any one run — seen once under AddressSanitizer, where the whole suite shares one
+/// long process. Code that allocates on every call shows up in every attempt, so the minimum still catches it.
+func fewestAllocations(attempts: Int = 3, _ body: () throws -> Void) rethrows -> UInt64 {
+    var fewest = UInt64.max
+    for _ in 0 ..< attempts {
+        let before = edge_test_allocation_count()
+        try body()
+        fewest = min(fewest, edge_test_allocation_count() - before)
+    }
+    return fewest
 }
