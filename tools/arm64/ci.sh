@@ -20,6 +20,7 @@
 #   Paper*Tests on ddpm-fashion-32  inversion round trips at S = 10 and 20, interpolation of 4 frames x 10 steps,
 #                                   and the inversion allocation count: 40-120 UNet evaluations each (not timed
 #                                   under qemu; estimated from the 10-30 s per evaluation above)
+#   HardeningInterruptTests/testFullDiskDuringOutputLeavesNoPartialFile: an emulation artefact (see below)
 #   UNetFixtureTests checkpoints    ~4 min each (fashion 246-256 s, emoji 212-247 s): each variant runs one of
 #                                   the two, so both real checkpoints are checked on aarch64 on every run
 # Measured from nothing (2 cores): setup 85 s, then per variant build 90-160 s + tests ~6 min; 18 min in all.
@@ -44,6 +45,9 @@ trap 'rc=$?; [ $rc = 0 ] || echo "tools/arm64/ci.sh: FAILED (exit $rc) after $((
 default_skips() {   # slow under emulation; see the header
   local skips="PipelineFixtureTests AllocationTests PaperInversionTests/testInversionMatchesDiffusersOnTrainedCheckpoint"
   skips+=" PaperInterpolationTests/testInterpolationMatchesDiffusersOnTrainedCheckpoint PaperInversionTests/testInversionLoopAllocatesNothing"
+  # Re-execs the aarch64 binary from the host's /bin/sh (to set ulimit -f), which goes through binfmt_misc
+  # instead of the emulator already running the tests, and edge-ddim arrives without its arguments.
+  skips+=" HardeningInterruptTests/testFullDiskDuringOutputLeavesNoPartialFile"
   case "$1" in
     cortex-a72) skips+=" UNetFixtureTests/testEmojiCheckpoint";;
     cortex-a76) skips+=" UNetFixtureTests/testFashionCheckpoint";;
