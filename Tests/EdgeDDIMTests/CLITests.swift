@@ -5,23 +5,8 @@ import EdgeImageIO
 /// The two command-line tools as a user runs them: bad input gets one line on stderr, exit status 2 for
 /// usage errors and 1 for runtime errors, and leaves no output file.
 final class CLITests: XCTestCase {
-    /// The built products sit beside the test bundle.
-    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-
-    struct Outcome { let status: Int32; let stdout: String; let stderr: String }
-
-    func run(_ tool: String, _ arguments: [String], in folder: String) throws -> Outcome {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: products + "/" + tool)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    func run(_ tool: String, _ arguments: [String], in folder: String) throws -> ToolOutcome {
+        try runTool(tool, arguments, in: folder)
     }
 
     var model: String { repositoryRoot + "/models/ddpm-fashion-32.edm" }

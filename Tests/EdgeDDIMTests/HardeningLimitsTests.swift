@@ -174,27 +174,3 @@ final class HardeningLimitsTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("--max-memory must be a byte count"), bad.stderr)
     }
 }
-
-struct ToolOutcome { let status: Int32; let stdout: String; let stderr: String }
-
-/// Runs a built command-line tool (they sit beside the test bundle) to completion.
-func runTool(_ tool: String, _ arguments: [String], in folder: String, shell: String? = nil) throws -> ToolOutcome {
-    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
-    let process = Process()
-    if let shell {
-        // `sh -c SCRIPT TOOL ARGS...`: the script ends in `exec "$0" "$@"`.
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", shell, products + "/" + tool] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: products + "/" + tool)
-        process.arguments = arguments
-    }
-    process.currentDirectoryURL = URL(fileURLWithPath: folder)
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ToolOutcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-}

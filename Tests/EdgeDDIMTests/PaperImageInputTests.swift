@@ -67,21 +67,10 @@ final class PaperImageInputTests: XCTestCase {
 
     // MARK: Command line
 
-    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
     var defaultModel: String { repositoryRoot + "/models/ddpm-fashion-32.edm" }
 
-    func run(_ arguments: [String], in folder: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: products + "/edge-ddim")
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: folder)
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    func run(_ arguments: [String], in folder: String) throws -> ToolOutcome {
+        try runTool("edge-ddim", arguments, in: folder)
     }
 
     func assertFails(_ arguments: [String], status: Int32, mentions: String, file: StaticString = #filePath, line: UInt = #line) throws {
