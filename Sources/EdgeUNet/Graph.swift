@@ -118,7 +118,7 @@ extension Op {
     func scratchBytes(_ backend: UNetBackend, threads: Threads, int8: Bool) -> Int {
         if int8, backend == .fast {
             let q8 = int8Convolutions.map { conv2dQ8ScratchBytes($0.shape, threads: threads) }.max() ?? 0
-            if case .attention = self { return max(q8, attentionF32ScratchBytes(tokens: int8Convolutions[0].shape.height * int8Convolutions[0].shape.width, threads: threads)) }
+            if case let .attention(a) = self { return max(q8, attentionF32ScratchBytes(tokens: a.tokens, threads: threads)) }
             if q8 > 0 { return q8 }
         }
         return switch (self, backend) {
@@ -162,8 +162,6 @@ extension Op {
         }
     }
 }
-
-func roundUp64Bytes(_ x: Int) -> Int { (x + 63) / 64 * 64 }
 
 extension AttentionOp {
     /// The Q, K, V and output projections are 1×1 convolutions over the [N, C, T] activations.

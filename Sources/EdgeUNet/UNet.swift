@@ -65,8 +65,8 @@ public final class UNet: @unchecked Sendable {
     public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
                                   int8Activations: Bool? = nil) throws -> Int {
         let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
-        return try program(model: model, batch: batch, backend: backend, threads: threads, int8: int8).plan.totalBytes
-            + packedWeightBytes(program(model: model, batch: 1, backend: backend, threads: threads, int8: int8).builder.ops, backend: backend, int8: int8)
+        let program = try program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
+        return program.plan.totalBytes + packedWeightBytes(program.builder.ops, backend: backend, int8: int8)
     }
 
     /// Whether convolutions run with int8 activations (`conv2dQ8`): for int8 models on the fast backend, by
@@ -85,7 +85,7 @@ public final class UNet: @unchecked Sendable {
             if int8, !op.int8Convolutions.isEmpty {
                 return total + op.int8Convolutions.reduce(0) { $0 + Q8ConvWeights.byteCount(rows: $1.weight.rows, channels: $1.shape.inChannels, kernel: $1.shape.kernel) }
             }
-            return total + op.prepackableConvolutions(includeInt8: int8).reduce(0) { $0 + roundUp64Bytes(4 * packedWeightsF32Count(rows: $1.rows, columns: $1.columns)) }
+            return total + op.prepackableConvolutions(includeInt8: int8).reduce(0) { $0 + packedWeightsF32Bytes(rows: $1.rows, columns: $1.columns) }
         }
     }
 
@@ -155,7 +155,7 @@ public final class UNet: @unchecked Sendable {
                 packedF32.append(op.prepackableConvolutions(includeInt8: int8).map { weight in
                     let floats = (memory! + at).bindMemory(to: Float.self, capacity: packedWeightsF32Count(rows: weight.rows, columns: weight.columns))
                     packWeightsF32(weight, into: floats, threads: threads)
-                    at += roundUp64Bytes(4 * packedWeightsF32Count(rows: weight.rows, columns: weight.columns))
+                    at += packedWeightsF32Bytes(rows: weight.rows, columns: weight.columns)
                     model.dropResidentPages(of: weight)
                     return UnsafePointer(floats)
                 })
@@ -305,23 +305,26 @@ public final class UNet: @unchecked Sendable {
         let projection = a.projection(batch: batch)
         groupNormF32(input: p(a.input), output: p(a.normed), batch: batch, channels: c, pixels: t, groups: a.groups, eps: a.eps,
                      gamma: a.normGamma, beta: a.normBeta, applySiLU: false, threads: threads)
-        if packed.count == 4 {
-            conv2dQ8(projection, input: p(a.normed), weights: packed[0], bias: a.biasQ, output: p(a.q), scratch: scratch, threads: threads)
-            conv2dQ8(projection, input: p(a.normed), weights: packed[1], bias: a.biasK, output: p(a.k), scratch: scratch, threads: threads)
-            conv2dQ8(projection, input: p(a.normed), weights: packed[2], bias: a.biasV, output: p(a.v), scratch: scratch, threads: threads)
-        } else {
-            conv2dF32(projection, input: p(a.normed), weight: a.toQ, packedWeight: f32?[0], bias: a.biasQ, output: p(a.q), scratch: scratch, threads: threads)
-            conv2dF32(projection, input: p(a.normed), weight: a.toK, packedWeight: f32?[1], bias: a.biasK, output: p(a.k), scratch: scratch, threads: threads)
-            conv2dF32(projection, input: p(a.normed), weight: a.toV, packedWeight: f32?[2], bias: a.biasV, output: p(a.v), scratch: scratch, threads: threads)
-        }
+        project(0, packed, f32, projection, input: a.normed, weight: a.toQ, bias: a.biasQ, output: a.q)
+        project(1, packed, f32, projection, input: a.normed, weight: a.toK, bias: a.biasK, output: a.k)
+        project(2, packed, f32, projection, input: a.normed, weight: a.toV, bias: a.biasV, output: a.v)
         attentionF32(q: p(a.q), k: p(a.k), v: p(a.v), output: p(a.attended), batch: batch, channels: c, tokens: t, heads: a.heads,
                      scratch: scratch, threads: threads)
+        project(3, packed, f32, projection, input: a.attended, weight: a.toOut, bias: a.biasOut, output: a.output,
+                residual: a.input, scale: 1 / a.rescale)
+    }
+
+    /// Projection `i` (Q, K, V, out) of an attention block as a 1×1 convolution: int8 panels when the block
+    /// is on the int8 path, else fp32 (prepacked panels when there are).
+    private func project(_ i: Int, _ packed: [Q8ConvWeights], _ f32: [UnsafePointer<Float>]?, _ shape: Conv2DShape, input: BufferID,
+                         weight: WeightMatrix, bias: UnsafePointer<Float>, output: BufferID, residual: BufferID? = nil, scale: Float = 1) {
+        let r = residual.map { UnsafePointer(p($0)) }
         if packed.count == 4 {
-            conv2dQ8(projection, input: p(a.attended), weights: packed[3], bias: a.biasOut, output: p(a.output),
-                     residual: p(a.input), scale: 1 / a.rescale, scratch: scratch, threads: threads)
+            conv2dQ8(shape, input: p(input), weights: packed[i], bias: bias, output: p(output), residual: r, scale: scale,
+                     scratch: scratch, threads: threads)
         } else {
-            conv2dF32(projection, input: p(a.attended), weight: a.toOut, packedWeight: f32?[3], bias: a.biasOut, output: p(a.output),
-                      residual: p(a.input), scale: 1 / a.rescale, scratch: scratch, threads: threads)
+            conv2dF32(shape, input: p(input), weight: weight, packedWeight: f32?[i], bias: bias, output: p(output), residual: r, scale: scale,
+                      scratch: scratch, threads: threads)
         }
     }
 }

@@ -62,6 +62,12 @@ public func packedWeightsF32Count(rows: Int, columns: Int) -> Int {
     roundUp(max(rows, 0), F32GemmBlocking.mr) * columns
 }
 
+/// Bytes of `packedWeightsF32Count` floats rounded up to 64, so consecutive packed matrices in one allocation
+/// each start on a cache line.
+public func packedWeightsF32Bytes(rows: Int, columns: Int) -> Int {
+    roundUp64(packedWeightsF32Count(rows: rows, columns: columns) * MemoryLayout<Float>.stride)
+}
+
 /// Packs a weight matrix once — e.g. at model load — into the layout `conv2dF32` otherwise builds on every
 /// call: panel-major [⌈rows/8⌉][columns][8] fp32 (panel p holds rows 8p ..< 8p + 8, interleaved by column; rows
 /// past `rows` zero), dequantised exactly as `WeightMatrix.dequantizeRow` does. `packed` holds
