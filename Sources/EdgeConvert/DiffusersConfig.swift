@@ -89,6 +89,9 @@ public enum DiffusersConfig {
     public static func scheduler(_ json: JSONValue, file: String = "scheduler_config.json") throws -> ScheduleResult {
         guard case .object(let members) = json else { throw EdgeError("\(file): not a JSON object") }
         var s = NoiseScheduleConfig()
+        // What the file sets (null counts as unset): a scheduler made from this config takes its own
+        // defaults for the rest, and those differ between diffusers' schedulers.
+        s.givenFields = Set(members.filter { $0.1 != .null }.map(\.0))
         var f = Fields(members: members, file: file)
         s.numTrainTimesteps = try f.int("num_train_timesteps") ?? s.numTrainTimesteps
         guard (1 ... 100_000).contains(s.numTrainTimesteps) else { throw EdgeError("\(file): num_train_timesteps must be in 1...100000, got \(s.numTrainTimesteps)") }

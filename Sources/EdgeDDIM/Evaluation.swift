@@ -9,6 +9,8 @@ public enum Evaluation {
     /// N samples of both models from the same x_T, compared image by image in [0, 1] (`ImageDistance`).
     public struct Comparison: Sendable {
         public var steps: Int
+        /// The sampler and its options (`SamplerSettings.label`, η included).
+        public var sampler: String
         public var eta: Float
         public var count: Int
         /// PSNR of each image pair, dB.
@@ -39,10 +41,10 @@ public enum Evaluation {
 
     /// `count` samples with `options` (η, seed, steps; x_T drawn once for the whole [count, C, H, W], as
     /// `edge-ddim --count N --seed S` does) and the seconds the sampling loop took.
-    /// - stop: polled before each step, as in `DDIMPipeline.run` (every function here takes one).
+    /// - stop: polled before each step, as in `SamplingPipeline.run` (every function here takes one).
     public static func sample(model: ModelFile, options: SamplingOptions,
                               stop: (() -> Int32?)? = nil) throws -> (x0: [Float], seconds: Double) {
-        let pipeline = try DDIMPipeline(model: model, options: options)
+        let pipeline = try SamplingPipeline(model: model, options: options)
         let start = monotonicSeconds()
         try pipeline.run(stop: stop)
         return (Array(pipeline.x), monotonicSeconds() - start)
@@ -62,7 +64,7 @@ public enum Evaluation {
             let range = i * per..<(i + 1) * per
             psnr.append(ImageDistance.psnr(meanSquaredError: ImageDistance.meanSquaredError(Array(a.x0[range]), Array(b.x0[range]))))
         }
-        return Comparison(steps: options.steps, eta: options.eta, count: options.count, psnr: psnr,
+        return Comparison(steps: options.steps, sampler: options.sampler.kind.rawValue, eta: options.eta, count: options.count, psnr: psnr,
                           overallPSNR: ImageDistance.psnr(meanSquaredError: ImageDistance.meanSquaredError(a.x0, b.x0)),
                           referenceSecondsPerImage: a.seconds / Double(options.count),
                           candidateSecondsPerImage: b.seconds / Double(options.count))
@@ -101,11 +103,11 @@ public enum Evaluation {
     /// The comparison table in markdown.
     public static func comparisonTable(_ rows: [Comparison], referenceName: String, candidateName: String) -> String {
         var lines = [
-            "| steps | η | images | PSNR min (dB) | PSNR median (dB) | PSNR of all-image MSE (dB) | s/image \(referenceName) | s/image \(candidateName) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| sampler | steps | η | images | PSNR min (dB) | PSNR median (dB) | PSNR of all-image MSE (dB) | s/image \(referenceName) | s/image \(candidateName) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in rows {
-            lines.append("| \(r.steps) | \(r.eta == r.eta.rounded() ? String(Int(r.eta)) : "\(r.eta)") | \(r.count) | \(decibels(r.minimumPSNR)) | \(decibels(r.medianPSNR)) | \(decibels(r.overallPSNR)) | \(fixed(r.referenceSecondsPerImage, decimals: 3)) | \(fixed(r.candidateSecondsPerImage, decimals: 3)) |")
+            lines.append("| \(r.sampler) | \(r.steps) | \(r.eta == r.eta.rounded() ? String(Int(r.eta)) : "\(r.eta)") | \(r.count) | \(decibels(r.minimumPSNR)) | \(decibels(r.medianPSNR)) | \(decibels(r.overallPSNR)) | \(fixed(r.referenceSecondsPerImage, decimals: 3)) | \(fixed(r.candidateSecondsPerImage, decimals: 3)) |")
         }
         return lines.joined(separator: "\n")
     }

@@ -30,9 +30,11 @@ public enum Interpolation {
         return out
     }
 
-    /// Samples the K frames with η = 0 and `options.steps` steps (options.count, eta and seed are set here).
+    /// Samples the K frames with `options.sampler` (DDIM with η = 0 unless another sampler is chosen: a
+    /// stochastic one breaks the x_T → x₀ map) and `options.steps` steps (options.count, eta and seed are set
+    /// here). Each latent is unit-variance noise, scaled by the sampler's init_noise_sigma as every x_T is.
     /// Returns the shape [K, C, H, W] and x₀ as the last DDIM step gives it (unclamped).
-    /// - stop: polled before each step, as in `DDIMPipeline.run`.
+    /// - stop: polled before each step, as in `SamplingPipeline.run`.
     public static func run(model: ModelFile, seedA: UInt64, seedB: UInt64, frames k: Int, options: SamplingOptions,
                            progress: ((_ step: Int, _ of: Int) -> Void)? = nil,
                            stop: (() -> Int32?)? = nil) throws -> (shape: [Int], x0: [Float]) {
@@ -41,7 +43,7 @@ public enum Interpolation {
         var options = options
         options.count = k
         options.eta = 0
-        let pipeline = try DDIMPipeline(model: model, options: options)
+        let pipeline = try SamplingPipeline(model: model, options: options)
         try z.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
         try pipeline.run(progress: progress, stop: stop)
         return (pipeline.shape, Array(pipeline.x))

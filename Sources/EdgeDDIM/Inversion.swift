@@ -5,7 +5,7 @@ import EdgeSampler
 
 /// DDIM inversion and reconstruction on an edge-ddim model (DDIM paper §5.4): `invert` encodes clean images
 /// into latents x_T with diffusers' `DDIMInverseScheduler` steps, `generate` decodes latents with the η = 0
-/// DDIM steps of the same schedule. Like `DDIMPipeline`, everything the loops touch is allocated here.
+/// DDIM steps of the same schedule. Like `SamplingPipeline`, everything the loops touch is allocated here.
 ///
 /// Only `steps`, `count`, `spacing`, `clipSample`, `batch` and `threads` of the options are used: inversion
 /// is defined for η = 0 only, and nothing is random.
@@ -16,8 +16,10 @@ public final class DDIMInversion {
     public let options: SamplingOptions
     /// [count, C, S, S]: images before `invert`, latents after; latents before `generate`, images after.
     public let x: UnsafeMutableBufferPointer<Float>
-    private let workspace: DDIMWorkspace
-    /// η = 0 draws no noise; `ddimSample` takes a generator all the same. Made here because its state array
+    private let workspace: SamplerWorkspace
+    /// η = 0 DDIM over `schedule`, for `generate`; built here because building it allocates its tables.
+    private let sampler: DDIMSampler
+    /// η = 0 draws no noise; the loop takes a generator all the same. Made here because its state array
     /// is allocated on creation, which must not happen inside `generate`.
     private var unusedGenerator = TorchGenerator(seed: 0)
 
@@ -35,11 +37,12 @@ public final class DDIMInversion {
         self.model = model
         self.options = options
         self.schedule = try DDIMSchedule(config: config, steps: options.steps)
+        self.sampler = try DDIMSampler(schedule: schedule, eta: 0)
         self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads)
         let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
         x = .allocate(capacity: count)
         x.initialize(repeating: 0)
-        workspace = DDIMWorkspace(count: count)
+        workspace = SamplerWorkspace(count: count, for: sampler)
     }
 
     deinit { x.deallocate() }
@@ -58,12 +61,12 @@ public final class DDIMInversion {
     }
 
     /// x: images → latents x_T, S inverse steps.
-    /// - stop: polled before each step, as in `DDIMPipeline.run`; a signal number ends the loop by throwing
+    /// - stop: polled before each step, as in `SamplingPipeline.run`; a signal number ends the loop by throwing
     ///   `Interrupted`, leaving x part way. Must not allocate.
     public func invert(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
         let unet = self.unet, count = options.count
         try ddimInvert(x: x, schedule: schedule, workspace: workspace,
-                       model: { xt, t, out in try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop) },
+                       model: { xt, t, out in try evaluateInChunks(unet, count: count, xt: xt, t: Float(t), out: out, stop: stop) },
                        progress: progress)
     }
 
@@ -71,7 +74,7 @@ public final class DDIMInversion {
     /// - stop: as in `invert`.
     public func generate(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
         let unet = self.unet, count = options.count
-        try ddimSample(x: x, schedule: schedule, eta: 0, generator: &unusedGenerator, workspace: workspace,
+        try runSampler(sampler, x: x, generator: &unusedGenerator, workspace: workspace,
                        model: { xt, t, out in try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop) },
                        progress: progress)
     }
@@ -105,6 +108,6 @@ public final class DDIMInversion {
                               meanSquaredError: ImageDistance.meanSquaredError(images, output))
     }
 
-    /// Working memory, as `DDIMPipeline.workingBytes`.
+    /// Working memory, as `SamplingPipeline.workingBytes`.
     public var workingBytes: Int { unet.arenaBytes + 3 * x.count * 4 }
 }

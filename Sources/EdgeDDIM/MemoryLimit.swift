@@ -1,4 +1,5 @@
 import _EdgeCore
+import EdgeSampler
 import EdgeModelFile
 import EdgeUNet
 
@@ -39,7 +40,7 @@ public struct MemoryLimit: Sendable, Equatable {
     /// Checks a sampling run with `options`; computes the plan without allocating it. `DDIMInversion` plans
     /// the same buffers, so it is checked here too (`task` names the run in the message).
     public func check(model: ModelFile, options: SamplingOptions, task: String = "sampling") throws {
-        let need = Need(workingBytes: try DDIMPipeline.checkedWorkingBytes(model: model, options: options), fileBytes: model.fileBytes)
+        let need = Need(workingBytes: try SamplingPipeline.checkedWorkingBytes(model: model, options: options), fileBytes: model.fileBytes)
         try check(need, model: model.path, what: "\(task) \(options.count) image\(options.count == 1 ? "" : "s") in batches of \(options.effectiveBatch)")
     }
 
@@ -51,13 +52,16 @@ public struct MemoryLimit: Sendable, Equatable {
     }
 }
 
-extension DDIMPipeline {
+extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         let u = model.unet
         let arena = try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
-        // x and the sampler's two buffers: count × C × S × S floats each.
-        guard let buffers = checkedProduct([3, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
+        // x and the sampler's buffers (model output, noise, its history, a scaled input for Euler):
+        // count × C × S × S floats each.
+        let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
+        let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
+        guard let buffers = checkedProduct([perSample, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
               let total = checkedSum(arena, buffers) else {
             throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(u.sampleSize)×\(u.sampleSize) need more memory than can be counted")
         }

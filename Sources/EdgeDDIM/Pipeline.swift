@@ -5,10 +5,15 @@ import EdgeSampler
 
 /// What to generate. Defaults are the command line's.
 public struct SamplingOptions: Sendable {
-    /// Denoising steps S (UNet evaluations), 1...num_train_timesteps.
+    /// Denoising steps S, 1...num_train_timesteps (UNet evaluations: S for every sampler but PNDM).
     public var steps = 10
-    /// η ∈ [0, 1]: 0 is deterministic DDIM, 1 has DDPM's posterior variance.
-    public var eta: Float = 0
+    /// The sampler and its options (default: DDIM, η = 0).
+    public var sampler = SamplerSettings()
+    /// DDIM's η ∈ [0, 1]: 0 is deterministic DDIM, 1 has DDPM's posterior variance.
+    public var eta: Float {
+        get { sampler.eta }
+        set { sampler.eta = newValue }
+    }
     /// Seed of the torch-compatible generator that draws x_T (and the per-step noise when η > 0).
     public var seed: UInt64 = 0
     /// Images to generate.
@@ -32,7 +37,7 @@ public struct SamplingOptions: Sendable {
         guard (1 ... trainTimesteps).contains(steps) else {
             throw EdgeError.usage("--steps must be in 1...\(trainTimesteps) (the model's num_train_timesteps), got \(steps)")
         }
-        guard eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
+        try sampler.validate()
         guard (1 ... Self.maxCount).contains(count) else { throw EdgeError.usage("--count must be in 1...\(Self.maxCount), got \(count)") }
         if let b = batch, !(1 ... Self.maxCount).contains(b) { throw EdgeError.usage("--batch must be in 1...\(Self.maxCount), got \(b)") }
     }
@@ -40,71 +45,93 @@ public struct SamplingOptions: Sendable {
     public var effectiveBatch: Int { min(batch ?? Self.defaultBatch, count) }
 }
 
-/// diffusers' `DDIMPipeline` on an edge-ddim model: x_T from the seed (or given), S DDIM steps with the
-/// UNet as the model callback, x₀ out. Everything the loop touches — the UNet's arena, x, the sampler's
-/// workspace, the generator's state — is allocated here, before sampling starts.
-public final class DDIMPipeline {
+/// diffusers' unconditional pipeline (`DDIMPipeline`, or `DDPMPipeline`'s loop with another scheduler) on an
+/// edge-ddim model: x_T from the seed (or given), the sampler's steps with the UNet as the model callback,
+/// x₀ out. Everything the loop touches — the UNet's arena, x, the sampler's workspace, the generator's
+/// state — is allocated here, before sampling starts.
+public final class SamplingPipeline {
     public let model: ModelFile
     public let unet: UNet
-    public let schedule: DDIMSchedule
+    /// The sampler, built from the model's scheduler config with the options' overrides.
+    public let sampler: AnySampler
     public let options: SamplingOptions
-    /// [count, C, S, S]: x_T before `run`, x₀ after.
+    /// [count, C, S, S]: unit-variance x_T before `run` (`run` scales it by the sampler's init_noise_sigma,
+    /// as diffusers' pipelines scale the latents they are given), x₀ after.
     public let x: UnsafeMutableBufferPointer<Float>
-    private let workspace: DDIMWorkspace
+    private let workspace: SamplerWorkspace
     private var generator: TorchGenerator
+    /// The sampler's init_noise_sigma, read once here (reading it through `AnySampler` boxes the sampler).
+    private let initNoiseSigma: Float
 
     public init(model: ModelFile, options: SamplingOptions) throws {
         try options.validate(trainTimesteps: model.schedule.numTrainTimesteps)
-        var config = model.schedule
-        if let s = options.spacing { config.timestepSpacing = s }
-        if let c = options.clipSample { config.clipSample = c }
         self.model = model
         self.options = options
-        self.schedule = try DDIMSchedule(config: config, steps: options.steps)
+        self.sampler = try AnySampler(options.sampler, schedulerConfig: Self.schedulerConfig(model: model, options: options), steps: options.steps)
         self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads)
         let u = model.unet
         guard u.inChannels == u.outChannels else {
-            throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); DDIM needs a prediction the shape of its input")
+            throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); sampling needs a prediction the shape of its input")
         }
         let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
         x = .allocate(capacity: count)
         x.initialize(repeating: 0)
-        workspace = DDIMWorkspace(count: count)
+        workspace = sampler.makeWorkspace(count: count)
+        initNoiseSigma = sampler.initNoiseSigma
         generator = TorchGenerator(seed: options.seed)
         generator.fillNormal(x)
     }
 
     deinit { x.deallocate() }
 
+    /// The model's scheduler config with the options' spacing and clip_sample overrides (which count as set).
+    public static func schedulerConfig(model: ModelFile, options: SamplingOptions) -> NoiseScheduleConfig {
+        var config = model.schedule
+        if let s = options.spacing {
+            config.timestepSpacing = s
+            config.markGiven("timestep_spacing")
+        }
+        if let c = options.clipSample {
+            config.clipSample = c
+            config.markGiven("clip_sample")
+        }
+        return config
+    }
+
     /// Shape of x: [count, C, S, S].
     public var shape: [Int] { [options.count, model.unet.inChannels, model.unet.sampleSize, model.unet.sampleSize] }
 
-    /// Replaces the seeded x_T (for `--init-noise`); `values` must hold count·C·S·S floats.
+    /// Replaces the seeded x_T (for `--init-noise`): unit-variance noise, count·C·S·S floats.
     public func setInitialNoise(_ values: UnsafeBufferPointer<Float>) throws {
         guard values.count == x.count else { throw EdgeError("initial noise holds \(values.count) values, \(shape) needs \(x.count)") }
         _ = x.initialize(from: values)
     }
 
-    /// Runs the S steps; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped).
-    /// - progress: called after each step with (steps done, total).
-    /// - stop: polled before each step; returning a signal number ends the run by throwing `Interrupted`
+    /// Runs the sampler; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped).
+    /// - progress: called after each UNet evaluation with (evaluations done, total).
+    /// - stop: polled before each evaluation; returning a signal number ends the run by throwing `Interrupted`
     ///   (the CLI passes `{ Interruption.signal }`). Must not allocate: it runs inside the sampling loop.
     public func run(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
         let unet = self.unet, count = options.count
-        try ddimSample(x: x, schedule: schedule, eta: options.eta, generator: &generator, workspace: workspace,
-                       model: { xt, t, out in
-                           try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
-                       },
-                       progress: progress)
+        let sigma = initNoiseSigma
+        if sigma != 1 { for i in 0..<x.count { x[i] = x[i] * sigma } }
+        try sampler.run(x: x, generator: &generator, workspace: workspace,
+                        model: { xt, t, out in
+                            try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
+                        },
+                        progress: progress)
     }
 
-    /// Bytes of working memory: the UNet arena plus x and the sampler's two buffers.
-    public var workingBytes: Int { unet.arenaBytes + 3 * x.count * 4 }
+    /// Bytes of working memory: the UNet arena plus x and the sampler's buffers.
+    public var workingBytes: Int { unet.arenaBytes + x.count * 4 + sampler.workspaceBytes(count: x.count) }
 
     /// Working memory a pipeline with `options` would need, without allocating it.
     public static func workingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         let u = model.unet
-        return try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads) + 3 * options.count * u.inChannels * u.sampleSize * u.sampleSize * 4
+        let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
+        let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
+        return try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
+            + count * 4 + sampler.workspaceBytes(count: count)
     }
 }
 
@@ -113,7 +140,7 @@ public final class DDIMPipeline {
 /// go through it in chunks, so the random stream (drawn for the full shape) is the same whatever the batch.
 /// `stop` is polled first; a signal number ends the loop by throwing `Interrupted`. Allocates nothing.
 @inline(__always)
-func evaluateInChunks(_ unet: UNet, count: Int, xt: UnsafeBufferPointer<Float>, t: Int, out: UnsafeMutableBufferPointer<Float>,
+func evaluateInChunks(_ unet: UNet, count: Int, xt: UnsafeBufferPointer<Float>, t: Float, out: UnsafeMutableBufferPointer<Float>,
                       stop: (() -> Int32?)?) throws {
     if let signal = stop?() { throw Interrupted(signal: signal) }
     let perImage = unet.sample.count / unet.batch
@@ -126,7 +153,7 @@ func evaluateInChunks(_ unet: UNet, count: Int, xt: UnsafeBufferPointer<Float>, 
             // A short last chunk: zero the unused slots, so the UNet never reads stale or uninitialised data.
             (unet.sample.baseAddress! + n * perImage).update(repeating: 0, count: (unet.batch - n) * perImage)
         }
-        unet.timesteps.update(repeating: Float(t))
+        unet.timesteps.update(repeating: t)
         unet.run()
         (out.baseAddress! + base).update(from: unet.output.baseAddress!, count: n * perImage)
         first += n

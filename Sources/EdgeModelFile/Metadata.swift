@@ -200,6 +200,7 @@ extension Metadata {
         set("scheduler.steps_offset", .int(Int64(s.stepsOffset)))
         set("scheduler.set_alpha_to_one", .bool(s.setAlphaToOne))
         set("scheduler.timestep_spacing", .string(s.timestepSpacing.rawValue))
+        if let given = s.givenFields { set("scheduler.fields_given", .strings(given.sorted())) }
     }
 
     public func schedule() throws -> NoiseScheduleConfig {
@@ -219,6 +220,8 @@ extension Metadata {
         s.stepsOffset = try int("scheduler.steps_offset")
         s.setAlphaToOne = try bool("scheduler.set_alpha_to_one")
         s.timestepSpacing = try enumValue("scheduler.timestep_spacing", NoiseScheduleConfig.TimestepSpacing.self)
+        // Optional: files converted before it was recorded lack it, and then every field counts as given.
+        if self["scheduler.fields_given"] != nil { s.givenFields = Set(try strings("scheduler.fields_given")) }
         return s
     }
 }

@@ -1,30 +1,5 @@
 import _EdgeCore
 
-/// Scratch memory for `ddimSample`, allocated once before the loop: the model output and the variance noise,
-/// each `count` floats. A class only so that it can own and free its memory; nothing is allocated per step.
-public final class DDIMWorkspace {
-    /// Elements per buffer (N·C·H·W).
-    public let count: Int
-    /// Where the model callback writes its prediction.
-    public let modelOutput: UnsafeMutableBufferPointer<Float>
-    /// Where the per-step Gaussian noise is drawn when η > 0.
-    public let noise: UnsafeMutableBufferPointer<Float>
-
-    public init(count: Int) {
-        precondition(count >= 0, "count must not be negative")
-        self.count = count
-        modelOutput = .allocate(capacity: count)
-        modelOutput.initialize(repeating: 0)
-        noise = .allocate(capacity: count)
-        noise.initialize(repeating: 0)
-    }
-
-    deinit {
-        modelOutput.deallocate()
-        noise.deallocate()
-    }
-}
-
 /// One DDIM update x_t → x_{t'} in place (DDIM paper eq. 12, diffusers `DDIMScheduler.step` with
 /// `use_clipped_model_output=False`), element by element:
 ///
@@ -95,6 +70,41 @@ public func validateEta(_ eta: Float) throws {
     }
 }
 
+/// DDIM (Song et al., 2021), diffusers' `DDIMScheduler`: the η family of samplers over the timesteps of a
+/// `DDIMSchedule`, η = 0 being the deterministic probability-flow solver of the paper's eq. 12. No history.
+public struct DDIMSampler: Sampler {
+    public let schedule: DDIMSchedule
+    /// η ∈ [0, 1].
+    public let eta: Float
+
+    public let modelTimesteps: [Float]
+    public var initNoiseSigma: Float { 1 }
+    public var historyBuffers: Int { 0 }
+
+    public init(schedule: DDIMSchedule, eta: Float) throws {
+        try validateEta(eta)
+        self.schedule = schedule
+        self.eta = eta
+        modelTimesteps = schedule.timesteps.map(Float.init)
+    }
+
+    public init(schedulerConfig config: NoiseScheduleConfig, steps: Int, eta: Float) throws {
+        try self.init(schedule: DDIMSchedule(config: config, steps: steps), eta: eta)
+    }
+
+    /// diffusers draws the variance noise whenever η > 0, even on steps where σ_t = 0.
+    public func step(_ i: Int, modelOutput: UnsafeBufferPointer<Float>, sample: UnsafeMutableBufferPointer<Float>,
+                     generator: inout TorchGenerator, workspace: SamplerWorkspace) {
+        var noise: UnsafeBufferPointer<Float>? = nil
+        if eta > 0 {
+            generator.fillNormal(workspace.noise)
+            noise = UnsafeBufferPointer(workspace.noise)
+        }
+        ddimStep(sample: sample, modelOutput: modelOutput, coefficients: schedule.coefficients(step: i, eta: eta),
+                 predictionType: schedule.config.predictionType, clipRange: schedule.clipRange, noise: noise)
+    }
+}
+
 /// Runs the DDIM sampling loop of diffusers' `DDIMPipeline` on `x`:
 ///
 ///     for i, τ in enumerate(schedule.timesteps):
@@ -104,9 +114,9 @@ public func validateEta(_ eta: Float) throws {
 /// For pipeline parity, fill `x` with x_T = `generator.fillNormal(x)` (one draw of the full N×C×H×W shape,
 /// as `randn_tensor` does) and pass the same generator here, so the per-step noise continues that stream.
 /// On return `x` holds the last step's output (diffusers' final `prev_sample`, not clamped; the pipeline's
-/// image is clamp(x/2 + 0.5, 0, 1)).
-///
-/// Allocates nothing: the model writes into `workspace.modelOutput`, noise goes to `workspace.noise`.
+/// image is clamp(x/2 + 0.5, 0, 1)). `runSampler` with a `DDIMSampler`, for callers with integer timesteps;
+/// it builds the sampler's timestep table (one allocation per call, none per step): a loop that must not
+/// allocate at all keeps a `DDIMSampler` and calls `runSampler`.
 ///
 /// - Parameters:
 ///   - x: x_T on entry (N·C·H·W floats), x₀ on return.
@@ -119,27 +129,10 @@ public func ddimSample(
     schedule: DDIMSchedule,
     eta: Float,
     generator: inout TorchGenerator,
-    workspace: DDIMWorkspace,
+    workspace: SamplerWorkspace,
     model: (_ xt: UnsafeBufferPointer<Float>, _ t: Int, _ out: UnsafeMutableBufferPointer<Float>) throws -> Void,
     progress: ((_ step: Int, _ of: Int) -> Void)? = nil
 ) throws {
-    try validateEta(eta)
-    guard workspace.count == x.count else {
-        throw EdgeError.usage("DDIM workspace holds \(workspace.count) values per buffer, the sample \(x.count)")
-    }
-    let predictionType = schedule.config.predictionType
-    let clipRange = schedule.clipRange
-    let total = schedule.count
-    for i in 0..<total {
-        try model(UnsafeBufferPointer(x), schedule.timesteps[i], workspace.modelOutput)
-        var noise: UnsafeBufferPointer<Float>? = nil
-        if eta > 0 {
-            generator.fillNormal(workspace.noise)
-            noise = UnsafeBufferPointer(workspace.noise)
-        }
-        ddimStep(sample: x, modelOutput: UnsafeBufferPointer(workspace.modelOutput),
-                 coefficients: schedule.coefficients(step: i, eta: eta),
-                 predictionType: predictionType, clipRange: clipRange, noise: noise)
-        progress?(i + 1, total)
-    }
+    try runSampler(DDIMSampler(schedule: schedule, eta: eta), x: x, generator: &generator, workspace: workspace,
+                   model: { xt, t, out in try model(xt, Int(t), out) }, progress: progress)
 }

@@ -99,34 +99,13 @@ public struct DDIMSchedule: Sendable, Equatable {
             let ratio = total / steps
             return (0..<steps).map { i in (steps - 1 - i) * ratio + config.stepsOffset }
         case .trailing:
-            let ratio = Double(total) / Double(steps)
-            let start = Double(total)
-            let length = Int(((0 - start) / -ratio).rounded(.up))
-            // numpy's arange stores start and start+step, then fills start + k·(second − first).
-            let second = start + -ratio
-            let delta = second - start
-            var list: [Int] = []
-            list.reserveCapacity(length)
-            for k in 0..<length {
-                let value = k == 0 ? start : k == 1 ? second : start + Double(k) * delta
-                list.append(Int(value.rounded(.toNearestOrEven)) - 1)
-            }
-            return Array(list.prefix(steps))
+            return Array(Numpy.trailingTimesteps(total: total, steps: steps).prefix(steps))
         case .linspace:
-            return linspace(0, Double(total - 1), steps).reversed().map { Int($0.rounded(.toNearestOrEven)) }
+            return Numpy.linspace(0, Double(total - 1), steps).reversed().map { Int($0.rounded(.toNearestOrEven)) }
         case .quadratic:
-            let points = linspace(0, (Double(total) * 0.8).squareRoot(), steps)
+            let points = Numpy.linspace(0, (Double(total) * 0.8).squareRoot(), steps)
             return points.reversed().map { Int($0 * $0) + config.stepsOffset }
         }
-    }
-
-    /// `numpy.linspace(start, stop, count)`: start + i·((stop − start)/(count − 1)), last point exactly stop.
-    static func linspace(_ start: Double, _ stop: Double, _ count: Int) -> [Double] {
-        if count == 1 { return [start] }
-        let step = (stop - start) / Double(count - 1)
-        var values = (0..<count).map { Double($0) * step + start }
-        values[count - 1] = stop
-        return values
     }
 }
 

@@ -45,8 +45,19 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
     /// DDIM's ᾱ for the step after the last one: 1 when true, ᾱ₀ when false.
     public var setAlphaToOne: Bool = true
     public var timestepSpacing: TimestepSpacing = .leading
+    /// The fields the checkpoint's scheduler_config.json set (diffusers' names), or nil when that is not known
+    /// (model files written before it was recorded): every field then counts as set. A diffusers scheduler
+    /// made with `from_config` takes its own default for a field the file lacks, and those defaults differ
+    /// between schedulers (`timestep_spacing`, `set_alpha_to_one`), so the samplers need to know.
+    public var givenFields: Set<String>? = nil
 
     public init() {}
+
+    /// Whether the checkpoint's config set `field` (or the user overrode it); true when unknown.
+    public func isGiven(_ field: String) -> Bool { givenFields?.contains(field) ?? true }
+
+    /// Records that `field` now has a chosen value (a command-line override).
+    public mutating func markGiven(_ field: String) { givenFields?.insert(field) }
 }
 
 extension NoiseScheduleConfig {

@@ -16,8 +16,10 @@ struct Eval: ParsableCommand {
     @Option(help: "Comma-separated step counts for the sample comparison.")
     var steps: String = "10,20"
 
-    @Option(help: "Comma-separated η values for the sample comparison.")
-    var eta: String = "0,1"
+    @OptionGroup var sampling: SamplerOption
+
+    @Option(help: "Comma-separated η values for the sample comparison (DDIM only). Default: 0,1 for ddim, 0 for the other samplers.")
+    var eta: String?
 
     @Option(help: "Samples per comparison (one x_T draw of [N,C,H,W], as sample --count N).")
     var count: Int = 64
@@ -58,9 +60,10 @@ struct Eval: ParsableCommand {
     func run() throws {
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
         let stepList = try Self.list(steps, "steps") { Int($0) }
-        let etaList = try Self.list(eta, "eta") { Float($0) }
+        let etaList = try Self.list(eta ?? (try sampling.kind() == .ddim ? "0,1" : "0"), "eta") { Float($0) }
         let reconList = try Self.list(reconSteps, "recon-steps") { Int($0) }
         if let bad = etaList.first(where: { !($0 >= 0 && $0 <= 1) }) { throw EdgeError.usage("--eta values must be in [0, 1], got \(bad)") }
+        for e in etaList { _ = try sampling.settings(eta: e) }
         guard (1 ... SamplingOptions.maxCount).contains(count) else { throw EdgeError.usage("--count must be in 1...\(SamplingOptions.maxCount), got \(count)") }
         guard (0 ... SamplingOptions.maxCount).contains(reconCount) else { throw EdgeError.usage("--recon-count must be in 0...\(SamplingOptions.maxCount), got \(reconCount)") }
         if let output { try checkWritable(output) }
@@ -117,14 +120,14 @@ struct Eval: ParsableCommand {
             for e in etaList {
                 var options = SamplingOptions()
                 options.steps = s
-                options.eta = e
+                options.sampler = try sampling.settings(eta: e)
                 options.seed = seed
                 options.count = count
                 options.batch = batch
                 options.threads = threads
-                running = "comparing \(count) samples, \(s) steps, η \(e)"
+                running = "comparing \(count) samples, \(options.sampler.label), \(s) steps"
                 let row = try Evaluation.compare(reference: base, candidate: candidate, options: options, stop: stop)
-                printError("compared \(count) samples, \(s) steps, η \(e): median PSNR \(fixed(row.medianPSNR)) dB")
+                printError("compared \(count) samples, \(options.sampler.label), \(s) steps: median PSNR \(fixed(row.medianPSNR)) dB")
                 comparisons.append(row)
             }
         }

@@ -39,6 +39,6 @@ struct Info: ParsableCommand {
         print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
         print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; convolution weights are repacked once at load into the kernels' layout, counted in working mem)")
         print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
-        print("working mem  \(megabytes(try DDIMPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
+        print("working mem  \(megabytes(try SamplingPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
     }
 }

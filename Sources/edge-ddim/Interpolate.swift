@@ -5,7 +5,7 @@ import EdgeImageIO
 
 struct Interpolate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Spherically interpolate between two seeds' x_T and decode each frame with η = 0 (DDIM paper §5.3).")
+        abstract: "Spherically interpolate between two seeds' x_T and decode each frame with η = 0 DDIM or another sampler (DDIM paper §5.3).")
 
     @Option(help: "Model file written by convert.")
     var model: String = defaultModelPath
@@ -21,6 +21,8 @@ struct Interpolate: ParsableCommand {
 
     @Option(help: "Denoising steps S per frame.")
     var steps: Int = 10
+
+    @OptionGroup var sampling: SamplerOption
 
     @Option(help: "Threads. Default: OMP_NUM_THREADS, else every online core.")
     var threads: Int?
@@ -46,6 +48,7 @@ struct Interpolate: ParsableCommand {
         }
         var options = SamplingOptions()
         options.steps = steps
+        options.sampler = try sampling.settings()
         options.count = frames
         options.batch = batch
         options.threads = Threads(threads)

@@ -33,7 +33,9 @@ struct Sample: ParsableCommand {
     @Option(help: "Denoising steps S (UNet evaluations), 1 to the model's num_train_timesteps.")
     var steps: Int = 10
 
-    @Option(help: "η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like.")
+    @OptionGroup var sampling: SamplerOption
+
+    @Option(help: "DDIM's η in [0, 1]: 0 is deterministic DDIM, 1 is DDPM-like.")
     var eta: Float = 0
 
     @Option(help: "Seed; the same seed gives diffusers' DDIMPipeline(generator=torch.Generator().manual_seed(seed)) noise.")
@@ -60,7 +62,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Also write the final x₀ (float32 N×C×H×W, unclamped) to this .npy file.")
     var npy: String?
 
-    @Option(help: "Start from this x_T (float32 N×C×H×W .npy) instead of seeded noise.")
+    @Option(help: "Start from this x_T (float32 N×C×H×W .npy of unit-variance noise, scaled by the sampler's init_noise_sigma as diffusers scales given latents) instead of seeded noise.")
     var initNoise: String?
 
     @Flag(help: "No progress lines.")
@@ -72,14 +74,14 @@ struct Sample: ParsableCommand {
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
         var options = SamplingOptions()
         options.steps = steps
-        options.eta = eta
+        guard eta.isFinite, eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
+        options.sampler = try sampling.settings(eta: eta)
         options.seed = seed
         options.count = count
         options.spacing = schedule
         options.clipSample = clipSample
         options.batch = batch
         options.threads = Threads(threads)
-        guard eta.isFinite, eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
         try checkWritable(output)
         if let npy { try checkWritable(npy) }
         let limit = try memory.limit()
@@ -90,12 +92,13 @@ struct Sample: ParsableCommand {
         let file = try openModel(model, limit: limit)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
-        let pipeline = try DDIMPipeline(model: file, options: options)
+        let pipeline = try SamplingPipeline(model: file, options: options)
         if let initNoise {
             let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
             try values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
         }
         let loop = monotonicSeconds()
+        let evaluations = pipeline.sampler.evaluations
         var done = 0
         do {
             try pipeline.run(progress: { step, total in
@@ -108,7 +111,7 @@ struct Sample: ParsableCommand {
             // A signal during the last step: the images are complete, but the user asked to stop.
             try Interruption.throwIfRequested()
         } catch let stop as Interrupted {
-            throw Interrupted(signal: stop.signal, detail: "stopped after step \(done) of \(steps); nothing written")
+            throw Interrupted(signal: stop.signal, detail: "stopped after step \(done) of \(evaluations); nothing written")
         }
         let sampling = monotonicSeconds() - loop
         let shape = pipeline.shape
@@ -116,8 +119,9 @@ struct Sample: ParsableCommand {
         try PNG.write(images: x0, count: shape[0], channels: shape[1], height: shape[2], width: shape[3], to: output)
         if let npy { try NPY.write(Array(x0), shape: shape, to: npy) }
         let total = monotonicSeconds() - start
-        printError("done: \(count) image\(count == 1 ? "" : "s"), \(steps) steps in \(fixed(total, decimals: 2)) s "
-            + "(\(fixed(sampling / Double(steps), decimals: 3)) s per step), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
+        printError("done: \(count) image\(count == 1 ? "" : "s"), \(options.sampler.label), \(steps) steps"
+            + (evaluations == steps ? "" : " (\(evaluations) UNet evaluations)") + " in \(fixed(total, decimals: 2)) s "
+            + "(\(fixed(sampling / Double(evaluations), decimals: 3)) s per evaluation), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
             + (npy.map { " and \($0)" } ?? ""))
     }
 }

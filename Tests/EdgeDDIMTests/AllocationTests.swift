@@ -13,26 +13,32 @@ final class AllocationTests: XCTestCase {
         return edge_test_allocation_count() - before
     }
 
+    /// Every sampler and option: a 10-step and a 20-step run allocate nothing (so as much as each other),
+    /// multistep history and PNDM's saved samples included.
     func testSamplingLoopAllocatesNothing() throws {
         let model = try ModelFile(path: repositoryRoot + "/models/ddpm-fashion-32.edm")
         // The counter must see allocations at all, or a zero below would prove nothing.
         XCTAssertGreaterThan(allocations { _ = [Int](repeating: 1, count: 100) }, 0)
-        var counts: [Int: UInt64] = [:]
-        for steps in [10, 20] {
-            for eta: Float in [0, 1] {
+        var settings = SamplerKind.allCases.map { SamplerSettings(kind: $0) }
+        settings += [SamplerSettings(kind: .ddim, eta: 1), SamplerSettings(kind: .pndm, pndmPRK: true)]
+        settings += SamplerKind.allCases.filter(\.hasKarrasSigmas).map { SamplerSettings(kind: $0, karras: true) }
+        var warmedUp = false
+        for setting in settings {
+            var counts: [Int: UInt64] = [:]
+            for steps in [10, 20] {
                 var options = SamplingOptions()
                 options.steps = steps
-                options.eta = eta
-                options.count = 2
+                options.sampler = setting
+                options.count = 1
                 options.threads = Threads(2)
-                let pipeline = try DDIMPipeline(model: model, options: options)
+                let pipeline = try SamplingPipeline(model: model, options: options)
                 // One warm-up run starts OpenMP's thread team, which allocates once per process.
-                if counts.isEmpty { try pipeline.run() }
+                if !warmedUp { try pipeline.run(); warmedUp = true }
                 let n = try fewestAllocations(attempts: 2) { try pipeline.run() }
-                XCTAssertEqual(n, 0, "\(steps) steps, eta \(eta): \(n) heap allocations inside the sampling loop")
+                XCTAssertEqual(n, 0, "\(setting.label), \(steps) steps: \(n) heap allocations inside the sampling loop")
                 counts[steps] = n
             }
+            XCTAssertEqual(counts[10], counts[20], setting.label)
         }
-        XCTAssertEqual(counts[10], counts[20])
     }
 }

@@ -73,7 +73,7 @@ final class HardeningInterruptTests: XCTestCase {
         options.count = 1
         options.steps = 5
         options.threads = .single
-        let pipeline = try DDIMPipeline(model: file, options: options)
+        let pipeline = try SamplingPipeline(model: file, options: options)
         var steps = 0
         XCTAssertThrowsError(try pipeline.run(progress: { step, _ in steps = step }, stop: { steps >= 2 ? SIGINT : nil })) { error in
             XCTAssertEqual(error as? Interrupted, Interrupted(signal: SIGINT))

@@ -138,7 +138,7 @@ final class HardeningLimitsTests: XCTestCase {
         let model = try ModelFile(path: path)
         var options = SamplingOptions()
         options.count = 1
-        let need = try DDIMPipeline.workingBytes(model: model, options: options)
+        let need = try SamplingPipeline.workingBytes(model: model, options: options)
         XCTAssertGreaterThan(need, 16 << 20)
         XCTAssertThrowsError(try MemoryLimit(bytes: need / 2).check(model: model, options: options)) { error in
             XCTAssertTrue("\(error)".contains("more than --max-memory"), "\(error)")
@@ -149,7 +149,7 @@ final class HardeningLimitsTests: XCTestCase {
         // The default limit, physical memory: 4096 images of 512 × 512 in one batch are far beyond it.
         options.count = 4096
         options.batch = 4096
-        XCTAssertGreaterThan(try DDIMPipeline.workingBytes(model: model, options: options), MemoryLimit.physicalMemory.bytes)
+        XCTAssertGreaterThan(try SamplingPipeline.workingBytes(model: model, options: options), MemoryLimit.physicalMemory.bytes)
         XCTAssertThrowsError(try MemoryLimit.physicalMemory.check(model: model, options: options))
 
         // The command line: one line, exit 1, nothing written, for sample, info, bench, interpolate and invert alike. --steps 1

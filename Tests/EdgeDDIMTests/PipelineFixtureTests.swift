@@ -41,9 +41,9 @@ final class PipelineFixtureTests: XCTestCase {
             options.eta = run.eta
             options.seed = entry.seed
             options.count = entry.shape[0]
-            let pipeline = try DDIMPipeline(model: model, options: options)
+            let pipeline = try SamplingPipeline(model: model, options: options)
             XCTAssertEqual(pipeline.shape, entry.shape)
-            XCTAssertEqual(pipeline.schedule.timesteps, run.timesteps)
+            XCTAssertEqual(pipeline.sampler.modelTimesteps, run.timesteps.map(Float.init))
             XCTAssertLessThanOrEqual(maxAbsDifference(UnsafeBufferPointer(pipeline.x), expectedNoise), Self.noiseTolerance, "\(name): x_T")
             try pipeline.run()
             let expected = try NPY.read(path: folder + "/" + run.x0, expectedShape: entry.shape)
@@ -68,7 +68,7 @@ final class PipelineFixtureTests: XCTestCase {
             var options = SamplingOptions()
             options.steps = initNoise.steps
             options.count = xT.shape[0]
-            let pipeline = try DDIMPipeline(model: model, options: options)
+            let pipeline = try SamplingPipeline(model: model, options: options)
             try xT.values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
             let perStep = xT.values.count
             XCTAssertEqual(trajectory.shape[0], initNoise.steps + 1)

@@ -86,9 +86,9 @@ final class PipelineSmallModelTests: XCTestCase {
             options.eta = run.eta
             options.seed = run.seed
             options.count = run.shape[0]
-            let pipeline = try DDIMPipeline(model: model, options: options)
+            let pipeline = try SamplingPipeline(model: model, options: options)
             XCTAssertEqual(pipeline.shape, run.shape, run.name)
-            XCTAssertEqual(pipeline.schedule.timesteps, run.timesteps, "\(run.name): timesteps")
+            XCTAssertEqual(pipeline.sampler.modelTimesteps, run.timesteps.map(Float.init), "\(run.name): timesteps")
             let expectedNoise = try NPY.read(path: folder + "/" + run.x_T, expectedShape: run.shape)
             let noiseError = maxAbsDifference(UnsafeBufferPointer(pipeline.x), expectedNoise)
             XCTAssertLessThanOrEqual(noiseError, Self.noiseTolerance, "\(run.name): x_T max abs error \(noiseError)")

@@ -16,7 +16,10 @@
 # native `swift test` in .ci/run has already run (times measured under qemu, 2 cores):
 #   PipelineFixtureTests            full DDIM runs vs diffusers (4 images x 10/20 steps x eta 0/1 per
 #                                   checkpoint): testFashionPipeline still unfinished after 16 min
-#   AllocationTests                 70 sampling steps of 2 images: 23 min
+#   SamplerCheckpointTests          every sampler vs diffusers on both checkpoints (54 runs of 4 images,
+#                                   5-29 evaluations each; ~2 min natively): hours under qemu. The small-UNet
+#                                   sampler fixtures (SamplerFixtureTests) do run here.
+#   AllocationTests                 every sampler, 10 and 20 steps of 1 image: too slow under qemu
 #   Paper*Tests on ddpm-fashion-32  inversion round trips at S = 10 and 20, interpolation of 4 frames x 10 steps,
 #                                   and the inversion allocation count: 40-120 UNet evaluations each (not timed
 #                                   under qemu; estimated from the 10-30 s per evaluation above)
@@ -43,7 +46,7 @@ step() { echo; echo "== arm64 [$(( $(date +%s) - start ))s] $*"; }
 trap 'rc=$?; [ $rc = 0 ] || echo "tools/arm64/ci.sh: FAILED (exit $rc) after $(( $(date +%s) - start ))s" >&2; rm -rf "$LOGS"' EXIT
 
 default_skips() {   # slow under emulation; see the header
-  local skips="PipelineFixtureTests AllocationTests PaperInversionTests/testInversionMatchesDiffusersOnTrainedCheckpoint"
+  local skips="PipelineFixtureTests SamplerCheckpointTests AllocationTests PaperInversionTests/testInversionMatchesDiffusersOnTrainedCheckpoint"
   skips+=" PaperInterpolationTests/testInterpolationMatchesDiffusersOnTrainedCheckpoint PaperInversionTests/testInversionLoopAllocatesNothing"
   # Re-execs the aarch64 binary from the host's /bin/sh (to set ulimit -f), which goes through binfmt_misc
   # instead of the emulator already running the tests, and edge-ddim arrives without its arguments.
