@@ -108,6 +108,7 @@ public final class SamplingPipeline {
     }
 
     /// Runs the sampler; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped).
+    /// One run per pipeline: it starts by scaling x by init_noise_sigma, which is right for x_T only.
     /// - progress: called after each UNet evaluation with (evaluations done, total).
     /// - stop: polled before each evaluation; returning a signal number ends the run by throwing `Interrupted`
     ///   (the CLI passes `{ Interruption.signal }`). Must not allocate: it runs inside the sampling loop.

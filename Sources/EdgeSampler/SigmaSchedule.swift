@@ -27,15 +27,23 @@ enum SigmaSchedule {
 
     /// `_sigma_to_t`: the fractional training timestep at which log σ, interpolated linearly between
     /// neighbouring entries of `logSigmas`, equals log σ (clamped to the table's ends).
+    /// A table of fewer than two entries, or non-finite values from a degenerate schedule, give a finite
+    /// timestep all the same (numpy would give NaN, and casting that to an integer timestep would trap).
     static func timestep(sigma: Double, logSigmas: [Float]) -> Double {
+        guard logSigmas.count >= 2 else { return 0 }
         let logSigma = log(max(sigma, 1e-10))
         // numpy: cumsum(dists >= 0).argmax() is the last index whose entry is ≤ log σ (0 when there is none),
-        // clipped so that a next index exists.
-        var low = 0
-        for k in 0..<logSigmas.count where logSigma - Double(logSigmas[k]) >= 0 { low = k }
-        low = min(low, logSigmas.count - 2)
+        // clipped so that a next index exists. The table rises with t (ᾱ falls), so the entries ≤ log σ are
+        // a prefix: found by bisection, which keeps Karras schedules of many steps over long tables quick.
+        var first = 0, past = logSigmas.count    // entries before `first` are ≤ log σ, from `past` on are not
+        while first < past {
+            let mid = (first + past) / 2
+            if logSigma - Double(logSigmas[mid]) >= 0 { first = mid + 1 } else { past = mid }
+        }
+        let low = min(max(first - 1, 0), logSigmas.count - 2)
         let lowValue = Double(logSigmas[low]), highValue = Double(logSigmas[low + 1])
-        let w = min(max((lowValue - logSigma) / (lowValue - highValue), 0), 1)
+        let ratio = (lowValue - logSigma) / (lowValue - highValue)
+        let w = ratio.isNaN ? 0 : min(max(ratio, 0), 1)
         return (1 - w) * Double(low) + w * Double(low + 1)
     }
 

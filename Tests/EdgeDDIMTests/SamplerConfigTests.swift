@@ -51,4 +51,26 @@ final class SamplerConfigTests: XCTestCase {
         XCTAssertTrue(model.schedule.isGiven("timestep_spacing"))
         XCTAssertFalse(model.schedule.isGiven("set_alpha_to_one"))
     }
+
+    /// Degenerate and huge schedules build or are refused, never trap or take long: one training timestep
+    /// (a σ table of one entry, where numpy's `_sigma_to_t` gives NaN), and Karras σ's for the largest T
+    /// a model file may have, S = T (a linear search per σ would be 10¹⁰ comparisons).
+    func testDegenerateAndHugeSchedules() throws {
+        let one = try config(#"{"num_train_timesteps": 1}"#)
+        for kind in SamplerKind.allCases {
+            for settings in [SamplerSettings(kind: kind), SamplerSettings(kind: kind, karras: kind.hasKarrasSigmas)] {
+                do {
+                    let sampler = try AnySampler(settings, schedulerConfig: one, steps: 1)
+                    XCTAssertTrue(sampler.modelTimesteps.allSatisfy(\.isFinite), settings.label)
+                } catch let error as EdgeError {
+                    XCTAssertEqual(error.kind, .usage, "\(settings.label): \(error)")
+                }
+            }
+        }
+        let huge = try config(#"{"num_train_timesteps": 100000, "beta_start": 0.00001, "beta_end": 0.0002}"#)
+        let start = monotonicSeconds()
+        let sampler = try AnySampler(SamplerSettings(kind: .dpmpp2m, karras: true), schedulerConfig: huge, steps: 100_000)
+        XCTAssertEqual(sampler.evaluations, 100_000)
+        XCTAssertLessThan(monotonicSeconds() - start, 10, "building a 100,000-step Karras schedule")
+    }
 }

@@ -21,6 +21,12 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         // schedule arithmetic without running T schedules per input.
         for steps in Set([1, min(10, config.numTrainTimesteps), config.numTrainTimesteps]) {
             _ = try? DDIMSchedule(config: config, steps: steps)
+            // Every sampler builds its schedule from the same config (σ tables, Karras σ's, PNDM's indices).
+            for kind in SamplerKind.allCases {
+                for settings in [SamplerSettings(kind: kind), SamplerSettings(kind: kind, karras: kind.hasKarrasSigmas, pndmPRK: kind == .pndm)] {
+                    _ = try? AnySampler(settings, schedulerConfig: config, steps: steps)
+                }
+            }
         }
     }
     return 0

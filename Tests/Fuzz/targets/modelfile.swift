@@ -24,6 +24,12 @@ public func fuzzModelFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = file.unet.multiplyAccumulates()
     for steps in Set([1, min(10, file.schedule.numTrainTimesteps), file.schedule.numTrainTimesteps]) {
         _ = try? DDIMSchedule(config: file.schedule, steps: steps)
+            // Every sampler builds its schedule from the same config (σ tables, Karras σ's, PNDM's indices).
+            for kind in SamplerKind.allCases {
+                for settings in [SamplerSettings(kind: kind), SamplerSettings(kind: kind, karras: kind.hasKarrasSigmas, pndmPRK: kind == .pndm)] {
+                    _ = try? AnySampler(settings, schedulerConfig: file.schedule, steps: steps)
+                }
+            }
     }
     return 0
 }
