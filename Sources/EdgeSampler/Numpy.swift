@@ -18,7 +18,18 @@ enum Numpy {
         let length = max(0, Int(((stop - start) / step).rounded(.up)))
         let second = start + step
         let delta = second - start
-        return (0..<length).map { k in k == 0 ? start : k == 1 ? second : start + Double(k) * delta }
+        var values = [Double]()
+        values.reserveCapacity(length)
+        for k in 0..<length {
+            let value: Double
+            switch k {
+            case 0: value = start
+            case 1: value = second
+            default: value = start + Double(k) * delta
+            }
+            values.append(value)
+        }
+        return values
     }
 
     /// `trailing` spacing, descending: `np.arange(T, 0, −T/S).round().astype(int64) − 1`. numpy sizes that

@@ -70,8 +70,12 @@ public struct PNDMSampler: Sampler {
             timesteps = Array(stages.reversed()) + Array(base.dropLast(3).reversed())
         } else {
             prkSteps = 0
+            // concatenate(_timesteps[:-1], _timesteps[-2:-1], _timesteps[-1:])[::-1]
             let n = base.count
-            timesteps = Array((Array(base.prefix(n - 1)) + base[max(0, n - 2)..<(n - 1)] + [base[n - 1]]).reversed())
+            var plms: [Int] = Array(base.prefix(n - 1))
+            if n >= 2 { plms.append(base[n - 2]) }
+            plms.append(base[n - 1])
+            timesteps = Array(plms.reversed())
         }
         if let bad = timesteps.first(where: { !(0..<total).contains($0) }) {
             throw EdgeError.usage("pndm: timestep \(bad) is outside 0..<\(total) for \(steps) steps with \(config.timestepSpacing.rawValue) spacing (diffusers fails indexing ᾱ there)")
@@ -128,13 +132,24 @@ public struct PNDMSampler: Sampler {
             case 1:
                 effective.baseAddress!.update(from: modelOutput.baseAddress!, count: n)
                 curSample.baseAddress!.update(from: sample.baseAddress!, count: n)
+            // Adams–Bashforth weights, each product and sum rounded in diffusers' order.
             case 2:
-                for k in 0..<n { effective[k] = (3 * e1[k] - e2[k]) / 2 }
+                let c1: Float = 3
+                for k in 0..<n { effective[k] = (c1 * e1[k] - e2[k]) / 2 }
             case 3:
-                for k in 0..<n { effective[k] = (23 * e1[k] - 16 * e2[k] + 5 * e3[k]) / 12 }
+                let c1: Float = 23, c2: Float = 16, c3: Float = 5
+                for k in 0..<n {
+                    let sum: Float = c1 * e1[k] - c2 * e2[k]
+                    effective[k] = (sum + c3 * e3[k]) / 12
+                }
             default:
                 let scale = Float(1.0 / 24.0)
-                for k in 0..<n { effective[k] = scale * (55 * e1[k] - 59 * e2[k] + 37 * e3[k] - 9 * e4[k]) }
+                let c1: Float = 55, c2: Float = 59, c3: Float = 37, c4: Float = 9
+                for k in 0..<n {
+                    let first: Float = c1 * e1[k] - c2 * e2[k]
+                    let second: Float = first + c3 * e3[k]
+                    effective[k] = scale * (second - c4 * e4[k])
+                }
             }
             source = UnsafeBufferPointer(sample)
         }
