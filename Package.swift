@@ -20,7 +20,7 @@ let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-
 
 // Dependencies point one way:
 //   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels (+ _EdgeMicrokernels, C)  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
-//   _EdgeCore  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
+//   _EdgeCore  <-  EdgeGraph (one graph per model family)  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
 //   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM
 // The sampler never imports the UNet; the CLI holds no maths.
 let package = Package(
@@ -47,12 +47,16 @@ let package = Package(
         // with a target attribute and chosen at run time; always optimised, like the Swift engine.
         .target(name: "_EdgeMicrokernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(name: "_EdgeKernels", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeMicrokernels"], swiftSettings: engineSettings),
-        .target(name: "EdgeModelFile", dependencies: ["_EdgeCore", "_EdgeQuant"], swiftSettings: engineSettings),
-        .target(name: "EdgeUNet", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeModelFile"], swiftSettings: engineSettings),
+        // Each model family written down once, as a graph (no weights, no kernels): parameters, FLOPs, the
+        // memory plan and the kernel choice all derive from it.
+        .target(name: "EdgeGraph", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
+        .target(name: "EdgeModelFile", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph"], swiftSettings: engineSettings),
+        // Lowers a graph to kernels and runs it (the runtime knows no model family).
+        .target(name: "EdgeUNet", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile"], swiftSettings: engineSettings),
         .target(name: "EdgeSampler", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         .target(name: "EdgeImageIO", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
-        .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO"], swiftSettings: engineSettings),
-        .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeModelFile"], swiftSettings: engineSettings),
+        .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeGraph", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO"], swiftSettings: engineSettings),
+        .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeModelFile"], swiftSettings: engineSettings),
         .executableTarget(
             name: "edge-ddim",
             dependencies: ["EdgeDDIM", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -64,7 +68,7 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(
             name: "EdgeDDIMTests",
-            dependencies: ["AllocationCounter", "_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeModelFile", "EdgeUNet",
+            dependencies: ["AllocationCounter", "_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile", "EdgeUNet",
                            "EdgeSampler", "EdgeImageIO", "EdgeDDIM", "EdgeConvert"]),
     ]
 )

@@ -1,4 +1,5 @@
 import _EdgeCore
+import EdgeGraph
 import _EdgeQuant
 import EdgeModelFile
 

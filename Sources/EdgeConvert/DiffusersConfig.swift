@@ -1,4 +1,5 @@
 import _EdgeCore
+import EdgeGraph
 import EdgeModelFile
 
 /// Reads diffusers' `config.json` (UNet2DModel) and `scheduler_config.json` into edge-ddim's configs.

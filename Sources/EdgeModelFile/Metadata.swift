@@ -1,4 +1,5 @@
 import _EdgeCore
+import EdgeGraph
 
 /// One value of the model file's metadata section. The tags are the bytes written before each value;
 /// `docs/FORMAT.md` lists them.

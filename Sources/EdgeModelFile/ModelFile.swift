@@ -1,4 +1,5 @@
 import _EdgeCore
+import EdgeGraph
 import _EdgeQuant
 
 /// The edge-ddim model file (`.edm`): one file holding the UNet config, the noise schedule and every

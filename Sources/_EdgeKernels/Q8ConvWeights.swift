@@ -30,14 +30,12 @@ public struct Q8ConvWeights: @unchecked Sendable {
     public init(packing weight: WeightMatrix, channels: Int, kernel: Int, into memory: UnsafeMutableRawPointer) {
         precondition(weight.type == .q8PerChannel && weight.columns == channels * kernel * kernel)
         precondition(Int(bitPattern: memory) % 64 == 0, "Q8ConvWeights: memory must be 64-byte aligned")
-        rows = weight.rows
-        self.channels = channels
-        self.kernel = kernel
-        let (panels, taps, blocks) = ((rows + 7) / 8, kernel * kernel, (channels + 3) / 4)
+        let (panels, taps, blocks) = ((weight.rows + 7) / 8, kernel * kernel, (channels + 3) / 4)
         let v = memory.bindMemory(to: Int8.self, capacity: panels * taps * blocks * 32)
         let sumsAt = memory + roundUp64(panels * taps * blocks * 32)
         let s = sumsAt.bindMemory(to: Int32.self, capacity: panels * taps * 8)
         let sc = (sumsAt + roundUp64(panels * taps * 8 * 4)).bindMemory(to: Float.self, capacity: panels * 8)
+        self.init(viewing: UnsafeRawPointer(memory), rows: weight.rows, channels: channels, kernel: kernel)
         v.initialize(repeating: 0, count: panels * taps * blocks * 32)
         s.initialize(repeating: 0, count: panels * taps * 8)
         sc.initialize(repeating: 0, count: panels * 8)
@@ -55,9 +53,19 @@ public struct Q8ConvWeights: @unchecked Sendable {
                 s[(p * taps + t) * 8 + r] = sum
             }
         }
-        values = UnsafePointer(v)
-        sums = UnsafePointer(s)
-        scales = UnsafePointer(sc)
+    }
+
+    /// The weights `init(packing:…)` wrote at `memory` for a convolution of `rows` outputs, `channels` inputs
+    /// and a `kernel`×`kernel` window: a view, nothing is read or copied.
+    public init(viewing memory: UnsafeRawPointer, rows: Int, channels: Int, kernel: Int) {
+        self.rows = rows
+        self.channels = channels
+        self.kernel = kernel
+        let (panels, taps, blocks) = ((rows + 7) / 8, kernel * kernel, (channels + 3) / 4)
+        let sumsAt = memory + roundUp64(panels * taps * blocks * 32)
+        values = memory.assumingMemoryBound(to: Int8.self)
+        sums = sumsAt.assumingMemoryBound(to: Int32.self)
+        scales = (sumsAt + roundUp64(panels * taps * 8 * 4)).assumingMemoryBound(to: Float.self)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import _EdgeCore
+import EdgeGraph
 import _EdgeQuant
 import EdgeConvert
 import EdgeImageIO

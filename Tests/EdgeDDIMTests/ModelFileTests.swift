@@ -1,5 +1,6 @@
 import XCTest
 import _EdgeCore
+import EdgeGraph
 import _EdgeQuant
 import EdgeModelFile
 

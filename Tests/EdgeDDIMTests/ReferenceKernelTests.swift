@@ -1,4 +1,5 @@
 import XCTest
+import _EdgeCore
 import _EdgeQuant
 import _EdgeKernels
 

@@ -56,6 +56,7 @@ module() {
 }
 module _EdgeCore Sources/_EdgeCore/*.swift
 module _EdgeQuant Sources/_EdgeQuant/*.swift
+module EdgeGraph $(find Sources/EdgeGraph -name "*.swift")
 module EdgeModelFile Sources/EdgeModelFile/*.swift
 module EdgeSampler Sources/EdgeSampler/*.swift
 module EdgeImageIO Sources/EdgeImageIO/*.swift

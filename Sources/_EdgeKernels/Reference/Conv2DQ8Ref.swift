@@ -1,3 +1,4 @@
+import _EdgeCore
 import _EdgeQuant
 
 /// Reference int8 convolution (stride 1): int8 per-row weights × u8 per-pixel activations (`U8PixelQuant`),

@@ -1,3 +1,4 @@
+import _EdgeCore
 import _EdgeQuant
 
 /// Reference 2-D convolution: the oracle every fast convolution is tested against.

@@ -110,105 +110,19 @@ public struct UNetConfig: Equatable, Sendable {
         return downBlockTypes[i] == .attnDown || upBlockTypes[n - 1 - i] == .attnUp || (addAttention && i == n - 1)
     }
 
-    /// Every parameter tensor of the model, by its diffusers name, with its shape: the single source of
-    /// truth that the converter checks checkpoints against and the UNet builder looks weights up in.
+    /// Every parameter tensor of the model, by its diffusers name, with its shape, in the order diffusers'
+    /// modules declare them: `UNet2DModelGraph`'s parameters, which the converter checks checkpoints against.
     public func parameterShapes() -> [(name: String, shape: [Int])] {
-        var out: [(String, [Int])] = []
-        func conv(_ p: String, _ o: Int, _ i: Int, _ k: Int) { out.append(("\(p).weight", [o, i, k, k])); out.append(("\(p).bias", [o])) }
-        func linear(_ p: String, _ o: Int, _ i: Int) { out.append(("\(p).weight", [o, i])); out.append(("\(p).bias", [o])) }
-        func norm(_ p: String, _ c: Int) { out.append(("\(p).weight", [c])); out.append(("\(p).bias", [c])) }
-        func resnet(_ p: String, _ i: Int, _ o: Int) {
-            norm("\(p).norm1", i); conv("\(p).conv1", o, i, 3)
-            linear("\(p).time_emb_proj", o, timeEmbedDim)
-            norm("\(p).norm2", o); conv("\(p).conv2", o, o, 3)
-            if i != o { conv("\(p).conv_shortcut", o, i, 1) }
-        }
-        func attention(_ p: String, _ c: Int) {
-            norm("\(p).group_norm", c)
-            linear("\(p).to_q", c, c); linear("\(p).to_k", c, c); linear("\(p).to_v", c, c); linear("\(p).to_out.0", c, c)
-        }
-        let ch = blockOutChannels
-        linear("time_embedding.linear_1", timeEmbedDim, ch[0])
-        linear("time_embedding.linear_2", timeEmbedDim, timeEmbedDim)
-        conv("conv_in", ch[0], inChannels, 3)
-        var output = ch[0]
-        for (i, type) in downBlockTypes.enumerated() {
-            let input = output
-            output = ch[i]
-            for j in 0 ..< layersPerBlock {
-                resnet("down_blocks.\(i).resnets.\(j)", j == 0 ? input : output, output)
-                if type == .attnDown { attention("down_blocks.\(i).attentions.\(j)", output) }
-            }
-            if i != ch.count - 1 { conv("down_blocks.\(i).downsamplers.0.conv", output, output, 3) }
-        }
-        let mid = ch.last!
-        resnet("mid_block.resnets.0", mid, mid)
-        if addAttention { attention("mid_block.attentions.0", mid) }
-        resnet("mid_block.resnets.1", mid, mid)
-        let reversed = Array(ch.reversed())
-        output = reversed[0]
-        for (i, type) in upBlockTypes.enumerated() {
-            let previous = output
-            output = reversed[i]
-            let input = reversed[min(i + 1, ch.count - 1)]
-            for j in 0 ... layersPerBlock {
-                let skip = j == layersPerBlock ? input : output
-                let resnetIn = (j == 0 ? previous : output) + skip
-                resnet("up_blocks.\(i).resnets.\(j)", resnetIn, output)
-                if type == .attnUp { attention("up_blocks.\(i).attentions.\(j)", output) }
-            }
-            if i != ch.count - 1 { conv("up_blocks.\(i).upsamplers.0.conv", output, output, 3) }
-        }
-        norm("conv_norm_out", ch[0])
-        conv("conv_out", outChannels, ch[0], 3)
-        return out
+        UNet2DModelGraph.build(self, batch: 1).parameters.map { ($0.name, $0.shape) }
     }
 
-    /// Multiply-accumulates of one UNet evaluation for one image, counted over convolutions, linear layers
-    /// and attention matmuls (norms and element-wise work excluded). FLOPs = 2 · MACs.
+    /// Multiply-accumulates of one UNet evaluation for one image (`Graph.multiplyAccumulateCount`).
     public func multiplyAccumulates() -> Int {
         Int(min(multiplyAccumulateCount(), Double(1 << 62)))
     }
 
-    /// The same count in floating point: counted in Int, a hostile config (accepted before validation)
-    /// could overflow a product and trap.
+    /// The same count in floating point, for the limit check in `validate()`.
     func multiplyAccumulateCount() -> Double {
-        var macs = 0.0
-        var side = sampleSize
-        let ch = blockOutChannels
-        func conv(_ o: Int, _ i: Int, _ k: Int, _ s: Int) { macs += Double(o) * Double(i) * Double(k * k) * Double(s) * Double(s) }
-        func resnet(_ i: Int, _ o: Int, _ s: Int) {
-            conv(o, i, 3, s); conv(o, o, 3, s); macs += Double(o) * Double(timeEmbedDim)
-            if i != o { conv(o, i, 1, s) }
-        }
-        func attention(_ c: Int, _ s: Int) { let p = Double(s) * Double(s), c = Double(c); macs += 4 * p * c * c + 2 * p * p * c }
-        macs += Double(timeEmbedDim) * Double(ch[0]) + Double(timeEmbedDim) * Double(timeEmbedDim)
-        conv(ch[0], inChannels, 3, side)
-        var output = ch[0]
-        for i in 0 ..< ch.count {
-            let input = output
-            output = ch[i]
-            for j in 0 ..< layersPerBlock {
-                resnet(j == 0 ? input : output, output, side)
-                if downBlockTypes[i] == .attnDown { attention(output, side) }
-            }
-            if i != ch.count - 1 { side /= 2; conv(output, output, 3, side) }
-        }
-        resnet(ch.last!, ch.last!, side); if addAttention { attention(ch.last!, side) }; resnet(ch.last!, ch.last!, side)
-        let reversed = Array(ch.reversed())
-        output = reversed[0]
-        for i in 0 ..< ch.count {
-            let previous = output
-            output = reversed[i]
-            let input = reversed[min(i + 1, ch.count - 1)]
-            for j in 0 ... layersPerBlock {
-                let skip = j == layersPerBlock ? input : output
-                resnet((j == 0 ? previous : output) + skip, output, side)
-                if upBlockTypes[i] == .attnUp { attention(output, side) }
-            }
-            if i != ch.count - 1 { side *= 2; conv(output, output, 3, side) }
-        }
-        conv(outChannels, ch[0], 3, side)
-        return macs
+        UNet2DModelGraph.build(self, batch: 1).multiplyAccumulateCount
     }
 }

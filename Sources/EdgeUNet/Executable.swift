@@ -1,0 +1,202 @@
+import _EdgeCore
+import _EdgeQuant
+import _EdgeKernels
+import EdgeGraph
+import EdgeModelFile
+
+/// A lowered graph ready to run, whatever model family it came from: every intermediate placed in one arena
+/// sized at load, every weight the kernels want repacked once. `run()` allocates nothing and decides
+/// nothing: each step's kernel was chosen by `lower`.
+final class Executable: @unchecked Sendable {
+    let program: Program
+    let batch: Int
+    let threads: Threads
+    private let model: ModelFile   // keeps the mapping (and so every weight pointer in the steps) alive
+    private let arena: Arena
+    /// By BufferID.index.
+    private let pointers: [UnsafeMutablePointer<Float>]
+    /// Shared by the steps, which run one at a time.
+    private let scratch: UnsafeMutableRawPointer
+    private var rowScratch: UnsafeMutablePointer<Float> { scratch.assumingMemoryBound(to: Float.self) }
+    /// `program.packedBytes` bytes: the packed weights at their `PackedWeight.offset`s.
+    private let packedMemory: UnsafeMutableRawPointer?
+
+    init(_ program: Program, model: ModelFile, batch: Int, threads: Threads) {
+        self.program = program
+        self.model = model
+        self.batch = batch
+        self.threads = threads
+        let arena = Arena(byteCount: program.plan.totalBytes)
+        self.arena = arena
+        pointers = program.plan.offsets.prefix(program.bufferFloats.count).map { arena.floats(at: $0) }
+        scratch = arena.base + program.plan.offsets[program.scratchIndex]
+        // Pack every weight the kernels asked for once, then let the mapped originals leave resident memory.
+        let memory = program.packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: program.packedBytes, alignment: 64) : nil
+        packedMemory = memory
+        for p in program.packed {
+            switch p.layout {
+            case .f32Panels:
+                let floats = (memory! + p.offset).bindMemory(to: Float.self, capacity: packedWeightsF32Count(rows: p.weight.rows, columns: p.weight.columns))
+                packWeightsF32(p.weight, into: floats, threads: threads)
+            case let .q8(channels, kernel):
+                _ = Q8ConvWeights(packing: p.weight, channels: channels, kernel: kernel, into: memory! + p.offset)
+            }
+            model.dropResidentPages(of: p.weight)
+        }
+    }
+
+    deinit { packedMemory?.deallocate() }
+
+    var arenaBytes: Int { program.plan.totalBytes }
+
+    func buffer(_ v: ValueID) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: pointers[v.index], count: program.bufferFloats[v.index])
+    }
+
+    /// Runs every step; `observe` sees each graph stage when it is complete.
+    func run(observe: ((_ name: String, _ values: UnsafeBufferPointer<Float>) -> Void)? = nil) {
+        var nextStage = 0
+        let stages = program.stages
+        for index in program.steps.indices {
+            execute(index)
+            if let observe {
+                while nextStage < stages.count && stages[nextStage].step == index {
+                    let s = stages[nextStage]
+                    observe(s.name, UnsafeBufferPointer(start: pointers[s.buffer.index], count: s.count))
+                    nextStage += 1
+                }
+            }
+        }
+    }
+
+    /// `run()` that adds each step's wall time to `seconds[i]`.
+    func runTimed(addingSecondsTo seconds: UnsafeMutableBufferPointer<Double>) {
+        precondition(seconds.count == program.steps.count, "runTimed needs one slot per layer (\(program.steps.count)), got \(seconds.count)")
+        var t0 = monotonicSeconds()
+        for index in program.steps.indices {
+            execute(index)
+            let t1 = monotonicSeconds()
+            seconds[index] += t1 - t0
+            t0 = t1
+        }
+    }
+
+    @inline(__always) private func p(_ b: BufferID) -> UnsafeMutablePointer<Float> { pointers[b.index] }
+    @inline(__always) private func p(_ b: BufferID?) -> UnsafePointer<Float>? { b.map { UnsafePointer(pointers[$0.index]) } }
+
+    @inline(__always) private func f32Panels(_ w: PackedWeight?) -> UnsafePointer<Float>? {
+        w.map { UnsafePointer((packedMemory! + $0.offset).assumingMemoryBound(to: Float.self)) }
+    }
+
+    @inline(__always) private func q8Panels(_ w: PackedWeight) -> Q8ConvWeights {
+        guard case let .q8(channels, kernel) = w.layout else { preconditionFailure("q8 kernel with a non-q8 packing") }
+        return Q8ConvWeights(viewing: UnsafeRawPointer(packedMemory! + w.offset), rows: w.weight.rows, channels: channels, kernel: kernel)
+    }
+
+    private func execute(_ index: Int) {
+        switch program.steps[index] {
+        case let .timestepEmbedding(t, o, dimension, flip, shift):
+            timestepEmbeddingRef(timesteps: p(t), batch: batch, dimension: dimension, flipSinToCos: flip, freqShift: shift, into: p(o))
+        case let .linear(i, rows, w, b, o, applySiLU, fast):
+            // Linear layers act on the time embedding only: a few rows, negligible next to the convolutions.
+            if fast {
+                linearF32(x: p(i), rows: rows, weight: w, bias: b, output: p(o), rowScratch: rowScratch)
+            } else {
+                linearRef(x: p(i), rows: rows, weight: w, bias: b, output: p(o), rowScratch: rowScratch)
+            }
+            if applySiLU { siluRef(p(o), count: rows * w.rows, into: p(o)) }
+        case let .silu(i, o, count):
+            siluRef(p(i), count: count, into: p(o))
+        case let .affine(i, o, scale, shift, count):
+            affineRef(p(i), scale: scale, shift: shift, count: count, into: p(o))
+        case let .groupNorm(i, o, channels, pixels, groups, eps, gamma, beta, applySiLU, fast):
+            if fast {
+                groupNormF32(input: p(i), output: p(o), batch: batch, channels: channels, pixels: pixels, groups: groups, eps: eps,
+                             gamma: gamma, beta: beta, applySiLU: applySiLU, threads: threads)
+            } else {
+                groupNormRef(input: p(i), output: p(o), batch: batch, channels: channels, pixels: pixels, groups: groups, eps: eps,
+                             gamma: gamma, beta: beta, applySiLU: applySiLU)
+            }
+        case let .conv2d(c):
+            switch c.kernel {
+            case .reference: convReference(c)
+            case let .q8(packed):
+                conv2dQ8(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weights: q8Panels(packed), bias: c.bias,
+                         output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias), scratch: scratch, threads: threads)
+            case let .f32(packed):
+                conv2dF32(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight, packedWeight: f32Panels(packed),
+                          bias: c.bias, output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias),
+                          scratch: scratch, threads: threads)
+            }
+        case let .upsampleNearest2x(i, planes, h, w, o):
+            upsampleNearest2xRef(p(i), planes: planes, height: h, width: w, into: p(o))
+        case let .concat(a, ca, b, cb, pixels, o):
+            concatChannelsRef(p(a), channelsA: ca, p(b), channelsB: cb, batch: batch, pixels: pixels, into: p(o))
+        case let .attention(a):
+            switch a.kernel {
+            case let .reference(tokens, projected, scores): attentionReference(a, tokensBuffer: tokens, projected: projected, scores: scores)
+            case let .fast(projections): attentionFast(a, projections)
+            }
+        }
+    }
+
+    /// A fused convolution composed from the reference kernels, one effect at a time.
+    private func convReference(_ c: ConvStep) {
+        let s = c.shape
+        conv2dRef(s, input: p(c.input), weight: c.weight, bias: c.bias, output: p(c.output), rowScratch: rowScratch)
+        let pixels = s.outHeight * s.outWidth
+        if let v = c.channelBias { addChannelVectorRef(p(c.output), batch: batch, channels: s.outChannels, pixels: pixels, vector: p(v)) }
+        if let r = c.residual {
+            addScaledRef(p(c.output), p(r), scale: c.scale, count: s.outputCount, into: p(c.output))
+        } else if c.scale != 1 {
+            affineRef(p(c.output), scale: c.scale, shift: 0, count: s.outputCount, into: p(c.output))
+        }
+    }
+
+    /// Token-major reference: transpose each image to [T, C], project, attend, project, transpose back.
+    private func attentionReference(_ a: AttentionStep, tokensBuffer: BufferID, projected: BufferID, scores: BufferID) {
+        let (c, t) = (a.channels, a.tokens)
+        groupNormRef(input: p(a.input), output: p(a.normed), batch: batch, channels: c, pixels: t, groups: a.groups, eps: a.eps,
+                     gamma: a.normGamma, beta: a.normBeta, applySiLU: false)
+        for n in 0 ..< batch {
+            let image = n * c * t
+            transposeRef(p(a.normed) + image, rows: c, columns: t, into: p(tokensBuffer))          // [T, C]
+            linearRef(x: p(tokensBuffer), rows: t, weight: a.toQ, bias: a.biasQ, output: p(a.q), rowScratch: rowScratch)
+            linearRef(x: p(tokensBuffer), rows: t, weight: a.toK, bias: a.biasK, output: p(a.k), rowScratch: rowScratch)
+            linearRef(x: p(tokensBuffer), rows: t, weight: a.toV, bias: a.biasV, output: p(a.v), rowScratch: rowScratch)
+            attentionRef(q: p(a.q), k: p(a.k), v: p(a.v), tokens: t, channels: c, heads: a.heads, output: p(a.attended), scores: p(scores))
+            linearRef(x: p(a.attended), rows: t, weight: a.toOut, bias: a.biasOut, output: p(projected), rowScratch: rowScratch)
+            transposeRef(p(projected), rows: t, columns: c, into: p(a.normed) + image)           // back to [C, T]
+        }
+        // (x + attention) / rescale
+        addScaledRef(p(a.input), p(a.normed), scale: 1 / a.rescale, count: batch * c * t, into: p(a.output))
+    }
+
+    /// Channel-major: the projections are 1×1 convolutions over [N, C, T]; the heads' softmax(Q_hᵀ·K_h / √d)
+    /// and its product with V_h are one fused kernel; no transposes or score matrices are materialised.
+    private func attentionFast(_ a: AttentionStep, _ projections: ProjectionKernels) {
+        let (c, t) = (a.channels, a.tokens)
+        let shape = a.projection(batch: batch)
+        groupNormF32(input: p(a.input), output: p(a.normed), batch: batch, channels: c, pixels: t, groups: a.groups, eps: a.eps,
+                     gamma: a.normGamma, beta: a.normBeta, applySiLU: false, threads: threads)
+        project(projections.q, shape, input: a.normed, bias: a.biasQ, output: a.q)
+        project(projections.k, shape, input: a.normed, bias: a.biasK, output: a.k)
+        project(projections.v, shape, input: a.normed, bias: a.biasV, output: a.v)
+        attentionF32(q: p(a.q), k: p(a.k), v: p(a.v), output: p(a.attended), batch: batch, channels: c, tokens: t, heads: a.heads,
+                     scratch: scratch, threads: threads)
+        project(projections.out, shape, input: a.attended, bias: a.biasOut, output: a.output, residual: a.input, scale: 1 / a.rescale)
+    }
+
+    /// One projection of an attention block as a 1×1 convolution over [N, C, T].
+    private func project(_ kernel: ProjectionKernel, _ shape: Conv2DShape, input: BufferID, bias: UnsafePointer<Float>, output: BufferID,
+                         residual: BufferID? = nil, scale: Float = 1) {
+        switch kernel {
+        case let .q8(packed):
+            conv2dQ8(shape, input: p(input), weights: q8Panels(packed), bias: bias, output: p(output), residual: p(residual), scale: scale,
+                     scratch: scratch, threads: threads)
+        case let .f32(weight, packed):
+            conv2dF32(shape, input: p(input), weight: weight, packedWeight: f32Panels(packed), bias: bias, output: p(output),
+                      residual: p(residual), scale: scale, scratch: scratch, threads: threads)
+        }
+    }
+}
