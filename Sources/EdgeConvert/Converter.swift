@@ -3,7 +3,7 @@ import EdgeGraph
 import _EdgeQuant
 import EdgeModelFile
 
-/// Turns a diffusers UNet2DModel folder into an edge-ddim model file.
+/// Turns a diffusers UNet2DModel folder, or a pipeline folder, into an edge-ddim model file.
 public enum Converter {
     public struct Report: Sendable {
         public var tensors = 0
@@ -16,6 +16,16 @@ public enum Converter {
         public var worstLayer: (name: String, relativeError: Double)?
         /// Fields of config.json / scheduler_config.json that were not recognised and were ignored.
         public var warnings: [String] = []
+        /// Per component (unet, vqvae, ...), in the file's order.
+        public var components: [ComponentReport] = []
+    }
+
+    public struct ComponentReport: Sendable {
+        public var name: String
+        public var tensors = 0
+        public var parameters = 0
+        /// The component's layer with the largest relative L2 weight error from quantisation (nil for fp32).
+        public var worstLayer: (name: String, relativeError: Double)?
     }
 
     /// diffusers renamed the attention block's tensors; the published google/ddpm-* checkpoints still use
@@ -30,41 +40,161 @@ public enum Converter {
         return name
     }
 
-    /// Reads, checks and encodes a checkpoint; nothing is written.
-    public static func convert(folder: String, weights: WeightType) throws -> (metadata: Metadata, tensors: [TensorRecord], report: Report) {
-        guard isDirectory(folder) else { throw EdgeError("\(folder): no such folder (expected a diffusers UNet2DModel folder with config.json)") }
+    /// What `convert` may change from what the folder says.
+    public struct Options: Sendable {
+        /// Overrides the autoencoder's `scaling_factor` (see `autoencoderScalingFactor`).
+        public var scalingFactor: Double? = nil
+        public init(scalingFactor: Double? = nil) { self.scalingFactor = scalingFactor }
+    }
+
+    /// Reads, checks and encodes a diffusers folder; nothing is written. The folder is a bare UNet2DModel
+    /// (config.json, scheduler_config.json, safetensors) or a pipeline (model_index.json and one folder per
+    /// component: `LDMPipeline` — unet, vqvae, scheduler — or `DDPMPipeline` / `DDIMPipeline` — unet, scheduler).
+    public static func convert(folder: String, weights: WeightType, options: Options = Options()) throws
+        -> (metadata: Metadata, tensors: [TensorRecord], report: Report) {
+        guard isDirectory(folder) else { throw EdgeError("\(folder): no such folder (expected a diffusers UNet2DModel or pipeline folder)") }
+        if fileExists(folder + "/model_index.json") { return try convertPipeline(folder: folder, weights: weights, options: options) }
+        guard fileExists(folder + "/config.json") else { throw EdgeError("\(folder): config.json is missing (and there is no model_index.json)") }
+        guard options.scalingFactor == nil else { throw EdgeError.usage("--scaling-factor: \(folder) is a bare UNet2DModel, with no autoencoder") }
         var report = Report()
+        var metadata = Metadata()
+        var records: [TensorRecord] = []
+        let unet = try readUNet(folder, report: &report)
+        try encodeComponent(folder, expected: unet.parameterShapes(), prefix: "", weights: weights, into: &records, report: &report)
+        metadata.set("edge_ddim.weights", .string(weights.description))
+        metadata.setUNet(unet)
+        metadata.setSchedule(try readSchedule(folder + "/scheduler_config.json", folder: folder, report: &report))
+        return (metadata, records, report)
+    }
+
+    /// Pipelines `convert` understands, with the components each must have (besides the scheduler).
+    static let pipelines: [String: [String]] = ["LDMPipeline": ["unet", "vqvae"], "DDPMPipeline": ["unet"], "DDIMPipeline": ["unet"]]
+
+    static func convertPipeline(folder: String, weights: WeightType, options: Options) throws -> (metadata: Metadata, tensors: [TensorRecord], report: Report) {
+        let indexPath = folder + "/model_index.json"
+        let index = try DiffusersConfig.pipelineIndex(try JSONValue.parse(try readWholeFile(indexPath, maxBytes: maxConfigFileBytes), context: indexPath),
+                                                      file: indexPath)
+        let (pipeline, components) = (index.pipeline, index.components)
+        guard let needed = pipelines[pipeline] else {
+            throw EdgeError("\(indexPath): \(pipeline) is not supported (\(pipelines.keys.sorted().joined(separator: ", ")))")
+        }
+        for name in needed + ["scheduler"] where components[name] == nil {
+            throw EdgeError("\(indexPath): \(pipeline) needs a \(name) component, which is missing")
+        }
+        if let extra = components.keys.sorted().first(where: { !(needed + ["scheduler"]).contains($0) }) {
+            throw EdgeError("\(indexPath): component \(extra) (\(components[extra]!)) is not part of \(pipeline) as edge-ddim runs it")
+        }
+        for name in needed + ["scheduler"] where !isDirectory(folder + "/" + name) {
+            throw EdgeError("\(folder): the \(name) folder is missing (model_index.json lists it)")
+        }
+        guard components["unet"] == "UNet2DModel" else {
+            throw EdgeError("\(indexPath): unet is \(components["unet"]!); only UNet2DModel is supported")
+        }
+
+        // Every config first, so that a mismatch between them is reported before any tensor is read.
+        var report = Report()
+        let unet = try readUNet(folder + "/unet", report: &report)
+        let autoencoderName = needed.first(where: { ModelFile.autoencoderComponents.contains($0) })
+        var autoencoder: AutoencoderConfig? = nil
+        if let name = autoencoderName {
+            let path = folder + "/" + name + "/config.json"
+            guard fileExists(path) else { throw EdgeError("\(folder)/\(name): config.json is missing") }
+            let read = try DiffusersConfig.autoencoder(try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path), file: path)
+            report.warnings += read.unknownFields.map { "\(path): ignored unknown field \($0)" }
+            guard read.config.kind.rawValue == components[name] else {
+                throw EdgeError("\(indexPath): \(name) is \(components[name]!) but \(path) describes a \(read.config.kind.rawValue)")
+            }
+            var config = read.config
+            config.scalingFactor = try autoencoderScalingFactor(read, override: options.scalingFactor, file: path, report: &report)
+            try config.validate()
+            try ModelFile.checkLatents(unet: unet, autoencoder: config, context: folder)
+            autoencoder = config
+        } else if options.scalingFactor != nil {
+            throw EdgeError.usage("--scaling-factor: \(pipeline) has no autoencoder")
+        }
+        let schedule = try readSchedule(folder + "/scheduler/scheduler_config.json", folder: folder + "/scheduler", report: &report)
+
+        var metadata = Metadata()
+        var records: [TensorRecord] = []
+        try encodeComponent(folder + "/unet", expected: unet.parameterShapes(), prefix: "", weights: weights, into: &records, report: &report)
+        var stored = ["unet"]
+        if let name = autoencoderName, let autoencoder {
+            let expected = (AutoencoderGraph.encoder(autoencoder, batch: 1).parameters + AutoencoderGraph.decoder(autoencoder, batch: 1).parameters)
+                .map { ($0.name, $0.shape) }
+            // The codebook is looked up, not multiplied: it stays fp32 like biases.
+            try encodeComponent(folder + "/" + name, expected: deduplicated(expected), prefix: name + ".", model: autoencoder.kind.rawValue,
+                                weights: weights,
+                                keepFP32: ["quantize.embedding.weight"], into: &records, report: &report)
+            metadata.setAutoencoder(autoencoder, component: name)
+            stored.append(name)
+        }
+        metadata.set("edge_ddim.weights", .string(weights.description))
+        metadata.setPipeline(pipeline, components: stored)
+        metadata.setUNet(unet)
+        metadata.setSchedule(schedule)
+        return (metadata, records, report)
+    }
+
+    /// The scaling factor stored for an autoencoder: `override` if given; else the config's; else diffusers'
+    /// default — except for a VQModel whose config lacks the field. Decided: such a VQModel gets 1.0. diffusers
+    /// would divide by 0.18215 there (its default for both classes), which makes CompVis/ldm-celebahq-256 —
+    /// whose vqvae config predates the field and whose UNet was trained on unscaled VQ latents — decode wrong
+    /// images (diffusers issue #6725; the repository's later config revision sets 1.0). The converter says so
+    /// in a warning; `--scaling-factor 0.18215` reproduces diffusers' behaviour.
+    static func autoencoderScalingFactor(_ read: DiffusersConfig.AutoencoderResult, override: Double?, file: String, report: inout Report) throws -> Double {
+        if let override {
+            guard override.isFinite, override > 0 else { throw EdgeError.usage("--scaling-factor must be a positive number, got \(override)") }
+            return override
+        }
+        if read.config.kind == .vq && !read.scalingFactorGiven {
+            report.warnings.append("\(file): no scaling_factor; using 1.0 (VQ latents as the LDM UNets were trained on them), where diffusers would use its default 0.18215 (diffusers issue #6725); --scaling-factor overrides")
+            return 1
+        }
+        return read.config.scalingFactor
+    }
+
+    static func deduplicated(_ shapes: [(String, [Int])]) -> [(name: String, shape: [Int])] {
+        var seen = Set<String>()
+        return shapes.filter { seen.insert($0.0).inserted }.map { (name: $0.0, shape: $0.1) }
+    }
+
+    static func readUNet(_ folder: String, report: inout Report) throws -> UNetConfig {
         let configPath = folder + "/config.json"
         guard fileExists(configPath) else { throw EdgeError("\(folder): config.json is missing") }
         let unet = try DiffusersConfig.unet(try JSONValue.parse(try readWholeFile(configPath, maxBytes: maxConfigFileBytes), context: configPath), file: configPath)
         report.warnings += unet.unknownFields.map { "\(configPath): ignored unknown field \($0)" }
+        return unet.config
+    }
 
-        let schedulerPath = folder + "/scheduler_config.json"
-        var schedule = NoiseScheduleConfig()
-        if fileExists(schedulerPath) {
-            let s = try DiffusersConfig.scheduler(try JSONValue.parse(try readWholeFile(schedulerPath, maxBytes: maxConfigFileBytes), context: schedulerPath), file: schedulerPath)
-            schedule = s.config
-            report.warnings += s.unknownFields.map { "\(schedulerPath): ignored unknown field \($0)" }
-        } else {
+    static func readSchedule(_ path: String, folder: String, report: inout Report) throws -> NoiseScheduleConfig {
+        guard fileExists(path) else {
             report.warnings.append("\(folder): no scheduler_config.json; using DDPMScheduler's defaults (linear betas 1e-4 to 0.02, T = 1000, epsilon)")
+            return NoiseScheduleConfig()
         }
+        let s = try DiffusersConfig.scheduler(try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path), file: path)
+        report.warnings += s.unknownFields.map { "\(path): ignored unknown field \($0)" }
+        return s.config
+    }
 
+    /// Checks the safetensors of `folder` against the `expected` tensors (names and shapes from the family's
+    /// graph), then encodes them in that order, named `prefix + name`: matrices (rank ≥ 2) as `weights`, the
+    /// rest and `keepFP32` as fp32.
+    /// `model` names the family in errors ("UNet", "VQModel").
+    static func encodeComponent(_ folder: String, expected: [(name: String, shape: [Int])], prefix: String, model: String = "UNet",
+                                weights: WeightType, keepFP32: Set<String> = [], into records: inout [TensorRecord], report: inout Report) throws {
         let checkpoint = try SafetensorsCheckpoint(folder: folder)
-        report.sourceDTypes = checkpoint.dtypes.sorted()
+        report.sourceDTypes = Array(Set(report.sourceDTypes).union(checkpoint.dtypes)).sorted()
         var byName: [String: (SafetensorsFile.Tensor, SafetensorsFile)] = [:]
         for (t, f) in checkpoint.tensors {
             let name = canonicalName(t.name)
             guard byName[name] == nil else { throw EdgeError("\(folder): tensor \(name) appears twice (under its old and new attention names)") }
             byName[name] = (t, f)
         }
-
-        let expected = unet.config.parameterShapes()
         let expectedNames = Set(expected.map(\.name))
         if let extra = byName.keys.sorted().first(where: { !expectedNames.contains($0) }) {
-            throw EdgeError("\(folder): checkpoint tensor \(extra) is not part of the UNet that config.json describes")
+            throw EdgeError("\(folder): checkpoint tensor \(extra) is not part of the \(model) that config.json describes")
         }
-        var records: [TensorRecord] = []
-        var worst: (String, Double)? = nil
+        var component = ComponentReport(name: prefix.isEmpty ? "unet" : String(prefix.dropLast()))
         for (name, shape) in expected {
             guard let (t, file) = byName[name] else { throw EdgeError("\(folder): tensor \(name) is missing from the checkpoint") }
             guard t.shape == shape else { throw EdgeError("\(folder): tensor \(name) has shape \(t.shape), config.json implies \(shape)") }
@@ -72,27 +202,24 @@ public enum Converter {
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw EdgeError("\(folder): tensor \(name) has a non-finite value at element \(bad)")
             }
-            let type: WeightType = shape.count >= 2 ? weights : .f32
-            let (record, error) = encode(name: name, shape: shape, values: values, as: type)
-            if let error, error > (worst?.1 ?? -1) { worst = (name, error) }
+            let type: WeightType = shape.count >= 2 && !keepFP32.contains(name) ? weights : .f32
+            let (record, error) = encode(name: prefix + name, shape: shape, values: values, as: type)
+            if let error, error > (component.worstLayer?.relativeError ?? -1) { component.worstLayer = (prefix + name, error) }
             records.append(record)
-            report.parameters += values.count
+            component.tensors += 1
+            component.parameters += values.count
             report.weightBytes += record.values.count + (record.scales?.count ?? 0) * 4
         }
-        report.tensors = records.count
-        report.worstLayer = worst.map { (name: $0.0, relativeError: $0.1) }
-
-        var metadata = Metadata()
-        metadata.set("edge_ddim.weights", .string(weights.description))
-        metadata.setUNet(unet.config)
-        metadata.setSchedule(schedule)
-        return (metadata, records, report)
+        report.tensors += component.tensors
+        report.parameters += component.parameters
+        if let w = component.worstLayer, w.relativeError > (report.worstLayer?.relativeError ?? -1) { report.worstLayer = w }
+        report.components.append(component)
     }
 
     /// Converts `folder` and writes the model file atomically to `output`.
     @discardableResult
-    public static func convert(folder: String, output: String, weights: WeightType) throws -> Report {
-        let (metadata, records, partial) = try convert(folder: folder, weights: weights) as (Metadata, [TensorRecord], Report)
+    public static func convert(folder: String, output: String, weights: WeightType, options: Options = Options()) throws -> Report {
+        let (metadata, records, partial) = try convert(folder: folder, weights: weights, options: options) as (Metadata, [TensorRecord], Report)
         var report = partial
         let bytes = ModelFileWriter.encode(metadata: metadata, tensors: records)
         try writeFileAtomically(output, bytes: bytes)

@@ -23,15 +23,7 @@ public enum DiffusersConfig {
         if let name = try f.optionalString("_class_name"), name != "UNet2DModel" {
             throw EdgeError("\(file): _class_name is \(name); only UNet2DModel checkpoints are supported")
         }
-        switch f.take("sample_size") {
-        case nil, .null?: throw EdgeError("\(file): sample_size is missing; it is needed to plan memory")
-        case .int(let v)?: c.sampleSize = try f.checkedInt("sample_size", v)
-        case .array(let a)?:
-            guard a.count == 2, case .int(let h) = a[0], case .int(let w) = a[1] else { throw EdgeError("\(file): sample_size must be an integer or [height, width]") }
-            guard h == w else { throw EdgeError("\(file): sample_size \(h)×\(w) is not square; only square samples are supported") }
-            c.sampleSize = try f.checkedInt("sample_size", h)
-        default: throw EdgeError("\(file): sample_size must be an integer")
-        }
+        c.sampleSize = try f.squareSampleSize()
         c.inChannels = try f.int("in_channels") ?? c.inChannels
         c.outChannels = try f.int("out_channels") ?? c.outChannels
         c.centerInputSample = try f.bool("center_input_sample") ?? c.centerInputSample
@@ -150,7 +142,7 @@ public enum DiffusersConfig {
 
 /// Typed, consuming access to a JSON object's fields: each accessor removes the field, so what is left
 /// at the end is what nobody understood.
-private struct Fields {
+struct Fields {
     var members: [(String, JSONValue)]
     let file: String
 
@@ -162,6 +154,19 @@ private struct Fields {
     }
 
     var remainingKeys: [String] { members.map(\.0) }
+
+    /// `sample_size`: required; an integer, or [height, width] with height = width.
+    mutating func squareSampleSize() throws -> Int {
+        switch take("sample_size") {
+        case nil, .null?: throw EdgeError("\(file): sample_size is missing; it is needed to plan memory")
+        case .int(let v)?: return try checkedInt("sample_size", v)
+        case .array(let a)?:
+            guard a.count == 2, case .int(let h) = a[0], case .int(let w) = a[1] else { throw EdgeError("\(file): sample_size must be an integer or [height, width]") }
+            guard h == w else { throw EdgeError("\(file): sample_size \(h)×\(w) is not square; only square samples are supported") }
+            return try checkedInt("sample_size", h)
+        default: throw EdgeError("\(file): sample_size must be an integer")
+        }
+    }
 
     func checkedInt(_ key: String, _ v: Int64) throws -> Int {
         // A range test, not abs(): abs(Int.min) traps, and -9223372036854775808 is valid JSON.

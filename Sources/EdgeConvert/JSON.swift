@@ -26,6 +26,12 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
+    /// The string of a `.string`, else nil.
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
         return members.last { $0.0 == key }?.1

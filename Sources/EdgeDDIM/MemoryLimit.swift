@@ -61,10 +61,31 @@ extension SamplingPipeline {
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
+        // Latent diffusion: the decoder (one image at a time) and the decoded images.
+        var decoding = 0, imageFloats = 0
+        if let a = model.autoencoder {
+            decoding = try decoderWorkingBytes(model: model, threads: options.threads) ?? 0
+            let side = u.sampleSize << (a.config.levels - 1)
+            imageFloats = checkedProduct([options.count, a.config.outChannels, side, side]) ?? Int.max / 8
+        }
         guard let buffers = checkedProduct([perSample, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
-              let total = checkedSum(arena, buffers) else {
+              let total = checkedSum(arena, buffers), let decoded = checkedSum(decoding, imageFloats * 4), let withDecoder = checkedSum(total, decoded) else {
             throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(u.sampleSize)×\(u.sampleSize) need more memory than can be counted")
         }
-        return total
+        return withDecoder
+    }
+}
+
+extension SamplingPipeline {
+    /// The UNet's arena and packed weights for `options`' batch.
+    public static func unetWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
+        try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
+    }
+
+    /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model.
+    public static func decoderWorkingBytes(model: ModelFile, threads: Threads) throws -> Int? {
+        guard let a = model.autoencoder else { return nil }
+        return try AutoencoderNetwork.workingBytes(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                                   latentSide: model.unet.sampleSize, threads: threads)
     }
 }

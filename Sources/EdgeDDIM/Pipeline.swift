@@ -45,13 +45,20 @@ public struct SamplingOptions: Sendable {
     public var effectiveBatch: Int { min(batch ?? Self.defaultBatch, count) }
 }
 
-/// diffusers' unconditional pipeline (`DDIMPipeline`, or `DDPMPipeline`'s loop with another scheduler) on an
-/// edge-ddim model: x_T from the seed (or given), the sampler's steps with the UNet as the model callback,
-/// x₀ out. Everything the loop touches — the UNet's arena, x, the sampler's workspace, the generator's
-/// state — is allocated here, before sampling starts.
+/// diffusers' unconditional pipelines on an edge-ddim model: x_T from the seed (or given), the sampler's steps
+/// with the UNet as the model callback, x₀ out — `DDIMPipeline` (or `DDPMPipeline`'s loop with another
+/// scheduler) for a bare UNet; `LDMPipeline` for a model file with an autoencoder, which then decodes the
+/// latents: image = decoder(latents / scaling_factor + shift_factor). Everything the loop touches — the UNet's
+/// arena, x, the sampler's workspace, the generator's state, the decoder — is allocated here, before sampling
+/// starts.
 public final class SamplingPipeline {
     public let model: ModelFile
     public let unet: UNet
+    /// The autoencoder's decoder (latent diffusion), one image at a time: at 256×256 its widest activations
+    /// are 32 MB each, so decoding the whole batch at once would multiply the peak by the batch.
+    public let decoder: AutoencoderNetwork?
+    /// [count, out_channels, H, W]: the decoded images (before /2 + 0.5 and the clamp), latent diffusion only.
+    public let image: UnsafeMutableBufferPointer<Float>?
     /// The sampler, built from the model's scheduler config with the options' overrides.
     public let sampler: AnySampler
     public let options: SamplingOptions
@@ -80,9 +87,31 @@ public final class SamplingPipeline {
         initNoiseSigma = sampler.initNoiseSigma
         generator = TorchGenerator(seed: options.seed)
         generator.fillNormal(x)
+        if let a = model.autoencoder {
+            let network = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                                 latentSide: u.sampleSize, threads: options.threads)
+            decoder = network
+            let pixels = network.output.count * options.count
+            image = .allocate(capacity: pixels)
+            image!.initialize(repeating: 0)
+        } else {
+            decoder = nil
+            image = nil
+        }
     }
 
-    deinit { x.deallocate() }
+    deinit {
+        x.deallocate()
+        image?.deallocate()
+    }
+
+    /// What the pipeline produces: the decoded images for latent diffusion, else x₀.
+    public var output: UnsafeBufferPointer<Float> { UnsafeBufferPointer(image ?? x) }
+    /// Shape of `output`: [count, C, H, W].
+    public var outputShape: [Int] {
+        guard let decoder else { return shape }
+        return [options.count, decoder.config.outChannels, decoder.outputSide, decoder.outputSide]
+    }
 
     /// The model's scheduler config with the options' spacing and clip_sample overrides (which count as set).
     public static func schedulerConfig(model: ModelFile, options: SamplingOptions) -> NoiseScheduleConfig {
@@ -121,18 +150,31 @@ public final class SamplingPipeline {
                             try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
                         },
                         progress: progress)
+        if let decoder, let image { try decode(decoder, into: image, stop: stop) }
     }
 
-    /// Bytes of working memory: the UNet arena plus x and the sampler's buffers.
-    public var workingBytes: Int { unet.arenaBytes + x.count * 4 + sampler.workspaceBytes(count: x.count) }
+    /// LDMPipeline's last lines: latents / scaling_factor (+ shift_factor), `.decode`, image by image.
+    private func decode(_ decoder: AutoencoderNetwork, into image: UnsafeMutableBufferPointer<Float>, stop: (() -> Int32?)?) throws {
+        let c = decoder.config
+        let scale = Float(1 / c.scalingFactor), shift = Float(c.shiftFactor ?? 0)
+        let perLatent = decoder.input.count, perImage = decoder.output.count
+        for n in 0 ..< options.count {
+            if let signal = stop?() { throw Interrupted(signal: signal) }
+            for i in 0 ..< perLatent { decoder.input[i] = x[n * perLatent + i] * scale + shift }
+            decoder.run()
+            (image.baseAddress! + n * perImage).update(from: decoder.output.baseAddress!, count: perImage)
+        }
+    }
+
+    /// Bytes of working memory: the UNet arena plus x and the sampler's buffers (and the decoder and images).
+    public var workingBytes: Int {
+        unet.arenaBytes + unet.packedWeightBytes + x.count * 4 + sampler.workspaceBytes(count: x.count)
+            + (decoder.map { $0.arenaBytes + $0.packedWeightBytes } ?? 0) + (image?.count ?? 0) * 4
+    }
 
     /// Working memory a pipeline with `options` would need, without allocating it.
     public static func workingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
-        let u = model.unet
-        let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
-        let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
-        return try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
-            + count * 4 + sampler.workspaceBytes(count: count)
+        try checkedWorkingBytes(model: model, options: options)
     }
 }
 

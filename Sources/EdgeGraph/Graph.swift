@@ -123,6 +123,10 @@ public enum GraphOp: Sendable {
     /// diffusers' `Attention` as built from a deprecated attention block: GroupNorm, Q/K/V projections,
     /// multi-head attention, output projection, residual add, division by `rescale`.
     case attention(Attention)
+    /// diffusers' `VectorQuantizer` (VQModel): each pixel's `dimension`-vector z of input [N, E, P] replaced by
+    /// its nearest codebook row e_k (Euclidean; the first on a tie, as torch.argmin), written as z + (e_k − z)
+    /// as diffusers computes it; codebook [entries, E].
+    case vectorQuantize(input: ValueID, output: ValueID, codebook: ParameterID, entries: Int, dimension: Int, pixels: Int)
 
     public struct Linear: Sendable {
         public var input: ValueID, output: ValueID
@@ -189,6 +193,7 @@ extension GraphOp {
         case let .concat(a, _, b, _, _, _): [a, b]
         case let .upsampleNearest2x(i, _, _, _, _): [i]
         case let .attention(a): [a.input]
+        case let .vectorQuantize(i, _, _, _, _, _): [i]
         }
     }
 
@@ -204,6 +209,7 @@ extension GraphOp {
         case let .concat(_, _, _, _, _, o): o
         case let .upsampleNearest2x(_, _, _, _, o): o
         case let .attention(a): a.output
+        case let .vectorQuantize(_, o, _, _, _, _): o
         }
     }
 
@@ -214,6 +220,7 @@ extension GraphOp {
         case let .groupNorm(g): [g.gamma, g.beta]
         case let .conv2d(c): [c.weight, c.bias]
         case let .attention(a): [a.normGamma, a.normBeta, a.toQ, a.biasQ, a.toK, a.biasK, a.toV, a.biasV, a.toOut, a.biasOut]
+        case let .vectorQuantize(_, _, codebook, _, _, _): [codebook]
         default: []
         }
     }
@@ -231,12 +238,13 @@ extension GraphOp {
         case .concat: "concat"
         case .upsampleNearest2x: "upsample_nearest"
         case .attention: "attention"
+        case .vectorQuantize: "vector_quantize"
         }
     }
 
     /// Multiply-accumulates for `batch` images: a convolution's N·O·Ho·Wo·I·k², a linear layer's rows·O·I,
-    /// an attention block's N·(4·T·C² + 2·T²·C) (four projections, Q·Kᵀ and the product with V); 0 for
-    /// element-wise ops and norms.
+    /// an attention block's N·(4·T·C² + 2·T²·C) (four projections, Q·Kᵀ and the product with V), a vector
+    /// quantiser's N·P·K·E (every pixel's distance to every codebook row); 0 for element-wise ops and norms.
     public func multiplyAccumulates(batch: Int) -> Double {
         switch self {
         case let .linear(l): return Double(l.rows) * Double(l.outFeatures) * Double(l.inFeatures)
@@ -246,6 +254,8 @@ extension GraphOp {
         case let .attention(a):
             let (t, ch) = (Double(a.tokens), Double(a.channels))
             return Double(batch) * (4 * t * ch * ch + 2 * t * t * ch)
+        case let .vectorQuantize(_, _, _, entries, dimension, pixels):
+            return Double(batch) * Double(pixels) * Double(entries) * Double(dimension)
         default: return 0
         }
     }

@@ -226,3 +226,58 @@ extension Metadata {
         return s
     }
 }
+
+/// A pipeline's components (format version 2): `edge_ddim.pipeline` names the diffusers pipeline class,
+/// `edge_ddim.components` its components with weights. An autoencoder component's config is stored under
+/// `<component>.` with diffusers' field names, and `<component>._class_name` says VQModel or AutoencoderKL.
+extension Metadata {
+    public mutating func setPipeline(_ name: String, components: [String]) {
+        set("edge_ddim.pipeline", .string(name))
+        set("edge_ddim.components", .strings(components))
+    }
+
+    /// nil for a bare UNet2DModel file (every version-1 file).
+    public func pipeline() throws -> (name: String, components: [String])? {
+        guard self["edge_ddim.pipeline"] != nil else { return nil }
+        return (try string("edge_ddim.pipeline"), try strings("edge_ddim.components"))
+    }
+
+    public mutating func setAutoencoder(_ c: AutoencoderConfig, component p: String) {
+        set("\(p)._class_name", .string(c.kind.rawValue))
+        set("\(p).in_channels", .int(Int64(c.inChannels)))
+        set("\(p).out_channels", .int(Int64(c.outChannels)))
+        set("\(p).block_out_channels", .ints(c.blockOutChannels.map(Int64.init)))
+        set("\(p).layers_per_block", .int(Int64(c.layersPerBlock)))
+        set("\(p).latent_channels", .int(Int64(c.latentChannels)))
+        set("\(p).sample_size", .int(Int64(c.sampleSize)))
+        set("\(p).norm_num_groups", .int(Int64(c.normNumGroups)))
+        set("\(p).mid_block_add_attention", .bool(c.midBlockAddAttention))
+        set("\(p).scaling_factor", .double(c.scalingFactor))
+        set("\(p).shift_factor", c.shiftFactor.map { .double($0) } ?? .null)
+        set("\(p).force_upcast", .bool(c.forceUpcast))
+        set("\(p).num_vq_embeddings", .int(Int64(c.numVQEmbeddings)))
+        set("\(p).vq_embed_dim", c.vqEmbedDim.map { .int(Int64($0)) } ?? .null)
+        set("\(p).use_quant_conv", .bool(c.useQuantConv))
+        set("\(p).use_post_quant_conv", .bool(c.usePostQuantConv))
+    }
+
+    public func autoencoder(component p: String) throws -> AutoencoderConfig {
+        var c = AutoencoderConfig(kind: try enumValue("\(p)._class_name", AutoencoderConfig.Kind.self))
+        c.inChannels = try int("\(p).in_channels")
+        c.outChannels = try int("\(p).out_channels")
+        c.blockOutChannels = try ints("\(p).block_out_channels")
+        c.layersPerBlock = try int("\(p).layers_per_block")
+        c.latentChannels = try int("\(p).latent_channels")
+        c.sampleSize = try int("\(p).sample_size")
+        c.normNumGroups = try int("\(p).norm_num_groups")
+        c.midBlockAddAttention = try bool("\(p).mid_block_add_attention")
+        c.scalingFactor = try double("\(p).scaling_factor")
+        c.shiftFactor = self["\(p).shift_factor"] == .null ? nil : try double("\(p).shift_factor")
+        c.forceUpcast = try bool("\(p).force_upcast")
+        c.numVQEmbeddings = try int("\(p).num_vq_embeddings")
+        c.vqEmbedDim = try optionalInt("\(p).vq_embed_dim")
+        c.useQuantConv = try bool("\(p).use_quant_conv")
+        c.usePostQuantConv = try bool("\(p).use_post_quant_conv")
+        return c
+    }
+}

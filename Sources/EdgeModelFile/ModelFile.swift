@@ -8,8 +8,11 @@ import _EdgeQuant
 public enum ModelFormat {
     /// "EDGEDDIM" in ASCII.
     public static let magic: [UInt8] = Array("EDGEDDIM".utf8)
-    /// Bumped on any change a version-1 reader could misread.
-    public static let version: UInt32 = 1
+    /// Bumped on any change an older reader could misread. 2: a pipeline's components (an autoencoder
+    /// beside the UNet, its tensors prefixed by the component's name).
+    public static let version: UInt32 = 2
+    /// Versions this build reads: 1 files hold a bare UNet and read as they always did.
+    public static let readableVersions: ClosedRange<UInt32> = 1 ... 2
     public static let headerBytes = 64
     /// Tensor data offsets are multiples of this: a cache line, and the widest SIMD load.
     public static let dataAlignment = 64
@@ -134,6 +137,21 @@ public final class ModelFile: @unchecked Sendable {
     public let metadata: Metadata
     public let unet: UNetConfig
     public let schedule: NoiseScheduleConfig
+    /// The diffusers pipeline the file was converted from (`LDMPipeline`), nil for a bare UNet2DModel.
+    public let pipeline: String?
+    /// The pipeline's autoencoder, if it has one.
+    public let autoencoder: AutoencoderComponent?
+
+    /// An autoencoder stored beside the UNet: its config and the component name (`vqvae`, `vae`) that
+    /// prefixes its tensors (`vqvae.decoder.conv_in.weight`).
+    public struct AutoencoderComponent: Sendable {
+        public let name: String
+        public let config: AutoencoderConfig
+        public var prefix: String { name + "." }
+    }
+
+    /// Names of the pipeline components an autoencoder may be stored under (diffusers' pipeline attributes).
+    public static let autoencoderComponents = ["vqvae", "vae"]
     /// In file order.
     public let entries: [Entry]
     private let index: [String: Int]
@@ -156,8 +174,8 @@ public final class ModelFile: @unchecked Sendable {
             throw EdgeError("\(ctx): not an edge-ddim model file (wrong magic)")
         }
         let version = try r.u32("version")
-        guard version == ModelFormat.version else {
-            throw EdgeError("\(ctx): format version \(version) is not supported (this build reads version \(ModelFormat.version)); convert the checkpoint again")
+        guard ModelFormat.readableVersions.contains(version) else {
+            throw EdgeError("\(ctx): format version \(version) is not supported (this build reads versions \(ModelFormat.readableVersions.lowerBound) to \(ModelFormat.readableVersions.upperBound)); convert the checkpoint again")
         }
         _ = try r.u32("flags")
         let limit = bytes.count
@@ -182,6 +200,26 @@ public final class ModelFile: @unchecked Sendable {
         // The converter validated the schedule, but the file may not come from the converter: the sampler
         // builds per-timestep tables from it and ranges like 1...T, which must not trap.
         try schedule.validate(file: ctx)
+        if let (name, components) = try metadata.pipeline() {
+            pipeline = name
+            guard components.contains("unet") else { throw EdgeError("\(ctx): pipeline \(name) has no unet component") }
+            let others = components.filter { $0 != "unet" }
+            if let odd = others.first(where: { !Self.autoencoderComponents.contains($0) }) {
+                throw EdgeError("\(ctx): component \(odd) is not one this build runs (unet, \(Self.autoencoderComponents.joined(separator: " or ")))")
+            }
+            guard others.count <= 1 else { throw EdgeError("\(ctx): more than one autoencoder (\(others.joined(separator: ", ")))") }
+            if let a = others.first {
+                let config = try metadata.autoencoder(component: a)
+                try config.validate()
+                try Self.checkLatents(unet: unet, autoencoder: config, context: ctx)
+                autoencoder = AutoencoderComponent(name: a, config: config)
+            } else {
+                autoencoder = nil
+            }
+        } else {
+            pipeline = nil
+            autoencoder = nil
+        }
 
         let count = Int(try dir.u32("tensor count"))
         guard count <= ModelFormat.maxTensors else { throw EdgeError("\(ctx): \(count) tensors is more than the limit of \(ModelFormat.maxTensors)") }
@@ -230,6 +268,15 @@ public final class ModelFile: @unchecked Sendable {
         self.index = index
     }
 
+    /// A latent diffusion UNet reads and writes what the autoencoder's decoder reads (VQ: the codebook's
+    /// width, before quantisation; KL: latent_channels).
+    public static func checkLatents(unet: UNetConfig, autoencoder a: AutoencoderConfig, context: String) throws {
+        let channels = a.embedDim
+        guard unet.inChannels == channels, unet.outChannels == channels else {
+            throw EdgeError("\(context): the UNet has \(unet.inChannels) input and \(unet.outChannels) output channels but the \(a.kind.rawValue)'s latents have \(channels)")
+        }
+    }
+
     public func entry(_ name: String) throws -> Entry {
         guard let i = index[name] else { throw EdgeError("model file \(path): tensor \(name) is missing") }
         return entries[i]
@@ -246,9 +293,14 @@ public final class ModelFile: @unchecked Sendable {
 
     /// An fp32 vector (biases and norm parameters are always stored fp32), in place in the mapping.
     public func vector(_ name: String, count: Int) throws -> UnsafePointer<Float> {
+        try floats(name, shape: [count], why: "biases and norm parameters must be fp32")
+    }
+
+    /// An fp32 tensor of any shape that must not be quantised (a VQ codebook), in place in the mapping.
+    public func floats(_ name: String, shape expected: [Int], why: String = "it must be stored fp32") throws -> UnsafePointer<Float> {
         let e = try entry(name)
-        guard e.shape == [count] else { throw EdgeError("model file \(path): tensor \(name) has shape \(e.shape), expected [\(count)]") }
-        guard e.type == .f32 else { throw EdgeError("model file \(path): tensor \(name) is \(e.type); biases and norm parameters must be fp32") }
+        guard e.shape == expected else { throw EdgeError("model file \(path): tensor \(name) has shape \(e.shape), expected \(expected)") }
+        guard e.type == .f32 else { throw EdgeError("model file \(path): tensor \(name) is \(e.type); \(why)") }
         return (file.bytes.baseAddress! + e.valuesOffset).assumingMemoryBound(to: Float.self)
     }
 

@@ -11,7 +11,7 @@ final class Executable: @unchecked Sendable {
     let program: Program
     let batch: Int
     let threads: Threads
-    private let model: ModelFile   // keeps the mapping (and so every weight pointer in the steps) alive
+    private let weights: any WeightSource   // keeps the mapping (and so every weight pointer in the steps) alive
     private let arena: Arena
     /// By BufferID.index.
     private let pointers: [UnsafeMutablePointer<Float>]
@@ -21,9 +21,9 @@ final class Executable: @unchecked Sendable {
     /// `program.packedBytes` bytes: the packed weights at their `PackedWeight.offset`s.
     private let packedMemory: UnsafeMutableRawPointer?
 
-    init(_ program: Program, model: ModelFile, batch: Int, threads: Threads) {
+    init(_ program: Program, weights: any WeightSource, batch: Int, threads: Threads) {
         self.program = program
-        self.model = model
+        self.weights = weights
         self.batch = batch
         self.threads = threads
         let arena = Arena(byteCount: program.plan.totalBytes)
@@ -41,7 +41,7 @@ final class Executable: @unchecked Sendable {
             case let .q8(channels, kernel):
                 _ = Q8ConvWeights(packing: p.weight, channels: channels, kernel: kernel, into: memory! + p.offset)
             }
-            model.dropResidentPages(of: p.weight)
+            weights.dropResidentPages(of: p.weight)
         }
     }
 
@@ -137,6 +137,8 @@ final class Executable: @unchecked Sendable {
             case let .reference(tokens, projected, scores): attentionReference(a, tokensBuffer: tokens, projected: projected, scores: scores)
             case let .fast(projections): attentionFast(a, projections)
             }
+        case let .vectorQuantize(i, o, codebook, entries, dimension, pixels):
+            vectorQuantizeRef(input: p(i), codebook: codebook, batch: batch, entries: entries, dimension: dimension, pixels: pixels, output: p(o))
         }
     }
 

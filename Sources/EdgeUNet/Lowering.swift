@@ -77,6 +77,8 @@ enum Step {
     case concat(a: BufferID, channelsA: Int, b: BufferID, channelsB: Int, pixels: Int, output: BufferID)
     case upsampleNearest2x(input: BufferID, planes: Int, height: Int, width: Int, output: BufferID)
     case attention(AttentionStep)
+    /// `vectorQuantizeRef` over [N, E, P] with codebook [K, E].
+    case vectorQuantize(input: BufferID, output: BufferID, codebook: UnsafePointer<Float>, entries: Int, dimension: Int, pixels: Int)
 }
 
 struct ConvStep {
@@ -140,16 +142,16 @@ struct Program {
 /// Whether the convolutions of `model` run with int8 activations (`conv2dQ8`) on `backend`: for int8 models
 /// on the fast backend, by default only where the CPU has a dot-product instruction (VNNI, sdot) —
 /// elsewhere the portable int8 kernel is slower than dequantising to fp32.
-func usesInt8Activations(model: ModelFile, backend: UNetBackend, requested: Bool?) -> Bool {
-    guard backend == .fast, model.entries.contains(where: { $0.type == .q8PerChannel }) else { return false }
+func usesInt8Activations(model: some WeightSource, backend: UNetBackend, requested: Bool?) -> Bool {
+    guard backend == .fast, model.hasInt8Weights else { return false }
     return requested ?? (Q8TileKernel.dotProduct != nil)
 }
 
 /// Lowers `graph` for `backend`: the fast backend first folds upsampling into convolutions; then each node
 /// is bound to the model file's weights (by its checkpoint names) and resolved to one kernel, with the
 /// weights that kernel wants packed at load and the scratch it needs; last, buffer lifetimes give the
-/// memory plan.
-func lower(_ source: Graph, model: ModelFile, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
+/// memory plan. A missing or misshapen weight is an error naming it.
+func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
     let graph = backend == .fast ? source.foldingUpsampleIntoConvolutions() : source
     let batch = graph.batch
     let fast = backend == .fast
@@ -165,7 +167,7 @@ func lower(_ source: Graph, model: ModelFile, backend: UNetBackend, threads: Thr
     }
     func vector(_ p: ParameterID) throws -> UnsafePointer<Float> {
         let parameter = graph.parameters[p.index]
-        return try model.vector(parameter.name, count: parameter.count)
+        return try model.floats(parameter.name, shape: parameter.shape, why: "biases and norm parameters must be fp32")
     }
     var packed: [PackedWeight] = []
     var packedBytes = 0
@@ -257,6 +259,11 @@ func lower(_ source: Graph, model: ModelFile, backend: UNetBackend, threads: Thr
                 toQ: wq, toK: wk, toV: wv, toOut: wo, biasQ: try vector(a.biasQ), biasK: try vector(a.biasK), biasV: try vector(a.biasV),
                 biasOut: try vector(a.biasOut), normed: normed, q: q, k: k, v: v, attended: attended, kernel: kernel)))
             scratch.append(bytes)
+        case let .vectorQuantize(i, o, codebook, entries, dimension, pixels):
+            let table = try model.floats(graph.parameters[codebook.index].name, shape: graph.parameters[codebook.index].shape,
+                                         why: "a VQ codebook must be stored fp32")
+            steps.append(.vectorQuantize(input: buffer(i), output: buffer(o), codebook: table, entries: entries, dimension: dimension, pixels: pixels))
+            scratch.append(0)
         }
     }
 
@@ -305,6 +312,7 @@ extension Step {
             case let .reference(tokens, projected, scores): [a.input, a.output, a.normed, a.q, a.k, a.v, a.attended, tokens, projected, scores]
             case .fast: [a.input, a.output, a.normed, a.q, a.k, a.v, a.attended]
             }
+        case let .vectorQuantize(i, o, _, _, _, _): [i, o]
         }
     }
 
@@ -320,6 +328,7 @@ extension Step {
         case let .concat(_, _, _, _, _, o): o
         case let .upsampleNearest2x(_, _, _, _, o): o
         case let .attention(a): a.output
+        case let .vectorQuantize(_, o, _, _, _, _): o
         }
     }
 }

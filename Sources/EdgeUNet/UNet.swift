@@ -51,7 +51,7 @@ public final class UNet: @unchecked Sendable {
         let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
         self.config = model.unet
         self.batch = batch
-        let executable = Executable(program, model: model, batch: batch, threads: threads)
+        let executable = Executable(program, weights: model, batch: batch, threads: threads)
         self.executable = executable
         sample = executable.buffer(graph.input(named: "sample")!)
         timesteps = executable.buffer(graph.input(named: "timesteps")!)

@@ -33,7 +33,7 @@ enum Main {
 struct EdgeDDIMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-ddim",
-        abstract: "Generate images with DDIM from a converted diffusers UNet2DModel.",
-        subcommands: [Sample.self, Info.self, Bench.self, Interpolate.self, Invert.self, Reconstruct.self, Eval.self],
+        abstract: "Generate images with DDIM (and other samplers) from a converted diffusers UNet2DModel or latent diffusion pipeline.",
+        subcommands: [Sample.self, Info.self, Bench.self, Interpolate.self, Invert.self, Reconstruct.self, Eval.self, Decode.self, Encode.self],
         defaultSubcommand: Sample.self)
 }

@@ -39,6 +39,16 @@ struct Info: ParsableCommand {
         print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
         print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; convolution weights are repacked once at load into the kernels' layout, counted in working mem)")
         print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
+        if let a = file.autoencoder {
+            let c = a.config
+            let side = u.sampleSize << (c.levels - 1)
+            let decoding = AutoencoderGraph.decoder(c, batch: 1, latentSide: u.sampleSize)
+            print("pipeline     \(file.pipeline ?? "?"): \(c.kind.rawValue) \(a.name), latents \(c.embedDim)×\(u.sampleSize)×\(u.sampleSize) → images \(c.outChannels)×\(side)×\(side), blocks \(c.blockOutChannels), scaling_factor \(c.scalingFactor)"
+                + (c.shiftFactor.map { ", shift_factor \($0)" } ?? "") + (c.kind == .vq ? ", \(c.numVQEmbeddings) codebook entries" : ""))
+            print("decoder      \(fixed(2 * decoding.multiplyAccumulateCount / 1e9, decimals: 2)) GFLOP per image, \(decoding.parameterCount) parameters; "
+                + "working mem \(megabytes(try SamplingPipeline.decoderWorkingBytes(model: file, threads: options.threads) ?? 0)) (one image at a time)")
+        }
+        print("UNet mem     \(megabytes(try SamplingPipeline.unetWorkingBytes(model: file, options: options))) (arena and packed weights, batch \(options.effectiveBatch))")
         print("working mem  \(megabytes(try SamplingPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
     }
 }

@@ -59,8 +59,11 @@ struct Sample: ParsableCommand {
     @Option(help: "PNG file for the grid of images.")
     var output: String = "samples.png"
 
-    @Option(help: "Also write the final x₀ (float32 N×C×H×W, unclamped) to this .npy file.")
+    @Option(help: "Also write the final x₀ (float32 N×C×H×W, unclamped) to this .npy file; for latent diffusion, the decoded images.")
     var npy: String?
+
+    @Option(help: "Latent diffusion: also write the final latents (float32 N×C×h×w, before the decoder) to this .npy file.")
+    var latents: String?
 
     @Option(help: "Start from this x_T (float32 N×C×H×W .npy of unit-variance noise, scaled by the sampler's init_noise_sigma as diffusers scales given latents) instead of seeded noise.")
     var initNoise: String?
@@ -84,6 +87,7 @@ struct Sample: ParsableCommand {
         options.threads = Threads(threads)
         try checkWritable(output)
         if let npy { try checkWritable(npy) }
+        if let latents { try checkWritable(latents) }
         let limit = try memory.limit()
         // From here on SIGINT / SIGTERM stop the run at the next step boundary instead of killing it.
         try Interruption.install()
@@ -92,6 +96,9 @@ struct Sample: ParsableCommand {
         let file = try openModel(model, limit: limit)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
+        if latents != nil, file.autoencoder == nil {
+            throw EdgeError.usage("--latents: model \(model) has no autoencoder (it samples in pixel space; --npy writes x₀)")
+        }
         let pipeline = try SamplingPipeline(model: file, options: options)
         if let initNoise {
             let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
@@ -114,14 +121,15 @@ struct Sample: ParsableCommand {
             throw Interrupted(signal: stop.signal, detail: "stopped after step \(done) of \(evaluations); nothing written")
         }
         let sampling = monotonicSeconds() - loop
-        let shape = pipeline.shape
-        let x0 = UnsafeBufferPointer(pipeline.x)
+        let shape = pipeline.outputShape
+        let x0 = pipeline.output
         try PNG.write(images: x0, count: shape[0], channels: shape[1], height: shape[2], width: shape[3], to: output)
         if let npy { try NPY.write(Array(x0), shape: shape, to: npy) }
+        if let latents { try NPY.write(Array(pipeline.x), shape: pipeline.shape, to: latents) }
         let total = monotonicSeconds() - start
         printError("done: \(count) image\(count == 1 ? "" : "s"), \(options.sampler.label), \(steps) steps"
             + (evaluations == steps ? "" : " (\(evaluations) UNet evaluations)") + " in \(fixed(total, decimals: 2)) s "
             + "(\(fixed(sampling / Double(evaluations), decimals: 3)) s per evaluation), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
-            + (npy.map { " and \($0)" } ?? ""))
+            + (npy.map { " and \($0)" } ?? "") + (latents.map { " and \($0)" } ?? ""))
     }
 }

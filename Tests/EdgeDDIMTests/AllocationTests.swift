@@ -2,6 +2,7 @@ import XCTest
 import AllocationCounter
 import _EdgeCore
 import EdgeModelFile
+import EdgeConvert
 import EdgeDDIM
 
 /// The sampling loop allocates nothing: every buffer is planned and allocated when the pipeline is built.
@@ -39,6 +40,26 @@ final class AllocationTests: XCTestCase {
                 counts[steps] = n
             }
             XCTAssertEqual(counts[10], counts[20], setting.label)
+        }
+    }
+
+    /// Latent diffusion: the sampling loop and the decoder after it allocate nothing either.
+    func testLatentDiffusionAllocatesNothing() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let path = temp + "/ldm.edm"
+        try Converter.convert(folder: fixturesRoot + "/autoencoder/ldm-small", output: path, weights: .q8PerChannel)
+        let model = try ModelFile(path: path)
+        for steps in [10, 20] {
+            var options = SamplingOptions()
+            options.steps = steps
+            options.count = 3
+            options.batch = 2
+            options.threads = Threads(2)
+            let pipeline = try SamplingPipeline(model: model, options: options)
+            try pipeline.run()
+            let n = try fewestAllocations(attempts: 2) { try pipeline.run() }
+            XCTAssertEqual(n, 0, "LDMPipeline, \(steps) steps: \(n) heap allocations while sampling and decoding")
         }
     }
 }

@@ -75,6 +75,10 @@ def write_config():
     (folder / "tiny-both.json").write_text(json.dumps(tiny, ensure_ascii=True))
     # Regression seeds: inputs that crashed earlier versions (see HardeningParserTests).
     (folder / "regression-int-min.json").write_text('{"sample_size": 8, "in_channels": -9223372036854775808}')
+    # Autoencoder configs and a pipeline's model_index.json (tools/reference/make_autoencoder_fixtures.py).
+    for case in ["vq-small", "kl-sd-small"]:
+        (folder / f"{case}-config.json").write_bytes((FIXTURES / "autoencoder" / case / "config.json").read_bytes())
+    (folder / "ldm-small-model_index.json").write_bytes((FIXTURES / "autoencoder" / "ldm-small" / "model_index.json").read_bytes())
 
 
 def metadata_value(value):
@@ -100,10 +104,11 @@ def metadata_value(value):
     return out
 
 
-def model_file(unet, scheduler, tensors):
-    """tensors: list of (name, type code, shape, values bytes, scales bytes or None); FORMAT.md, version 1."""
+def model_file(unet, scheduler, tensors, version=1, extra=()):
+    """tensors: list of (name, type code, shape, values bytes, scales bytes or None); FORMAT.md, version 1 or 2
+    (`extra`: more metadata entries, for version 2's components)."""
     entries = [("edge_ddim.weights", "int8")] + [("unet." + k, v) for k, v in unet.items()] \
-        + [("scheduler." + k, v) for k, v in scheduler.items()]
+        + [("scheduler." + k, v) for k, v in scheduler.items()] + list(extra)
     meta = struct.pack("<I", len(entries))
     for key, value in entries:
         raw = key.encode()
@@ -125,7 +130,7 @@ def model_file(unet, scheduler, tensors):
     directory_offset = 64 + len(meta)
     data_offset = directory_offset + len(directory)
     data_offset += -data_offset % 64
-    header = b"EDGEDDIM" + struct.pack("<II6Q", 1, 0, 64, len(meta), directory_offset, len(directory), data_offset, len(data))
+    header = b"EDGEDDIM" + struct.pack("<II6Q", version, 0, 64, len(meta), directory_offset, len(directory), data_offset, len(data))
     body = header + meta + directory
     return body + b"\0" * (data_offset - len(body)) + data
 
@@ -153,6 +158,17 @@ def write_modelfile():
     (folder / "trained-betas.edm").write_bytes(model_file(dict(unet, attention_head_dim=None), betas, tensors[1:2]))
     # Regression seed: T = 0 made edge-ddim trap on `1...T` before the stored schedule was validated.
     (folder / "regression-zero-timesteps.edm").write_bytes(model_file(unet, dict(scheduler, num_train_timesteps=0), tensors[1:2]))
+    # Version 2: an LDMPipeline with a tiny VQ autoencoder beside a 3-channel UNet (its tensors prefixed vqvae.).
+    vq = {"_class_name": "VQModel", "in_channels": 3, "out_channels": 3, "block_out_channels": [8], "layers_per_block": 1,
+          "latent_channels": 3, "sample_size": 8, "norm_num_groups": 4, "mid_block_add_attention": True,
+          "scaling_factor": 1.0, "shift_factor": None, "force_upcast": False, "num_vq_embeddings": 4,
+          "vq_embed_dim": None, "use_quant_conv": True, "use_post_quant_conv": True}
+    extra = [("edge_ddim.pipeline", "LDMPipeline"), ("edge_ddim.components", ["unet", "vqvae"])] \
+        + [("vqvae." + k, v) for k, v in vq.items()]
+    vq_tensors = [("vqvae.quantize.embedding.weight", 0, [4, 3], f32([0.5] * 12), None),
+                  ("vqvae.decoder.conv_in.bias", 0, [8], f32([0.0] * 8), None)]
+    (folder / "ldm-v2.edm").write_bytes(model_file(dict(unet, in_channels=3, out_channels=3), scheduler, tensors[1:2] + vq_tensors,
+                                                    version=2, extra=extra))
 
 
 def copy_fixtures(target, source, pattern):

@@ -44,15 +44,8 @@ public struct UNetConfig: Equatable, Sendable {
 
     /// Checks every value a UNet needs to be well formed; the message names the config.json field.
     public func validate() throws {
-        func need(_ ok: Bool, _ field: String, _ why: String) throws {
-            if !ok { throw EdgeError("config.json: \(field) \(why)") }
-        }
-        let maxSide = 4096, maxChannels = 16384
-        try need((1 ... maxSide).contains(sampleSize), "sample_size", "must be in 1...\(maxSide), got \(sampleSize)")
-        try need((1 ... 64).contains(inChannels), "in_channels", "must be in 1...64, got \(inChannels)")
-        try need((1 ... 64).contains(outChannels), "out_channels", "must be in 1...64, got \(outChannels)")
-        try need(!blockOutChannels.isEmpty && blockOutChannels.count <= 12, "block_out_channels", "must have 1 to 12 entries, got \(blockOutChannels.count)")
-        try need(blockOutChannels.allSatisfy { (1 ... maxChannels).contains($0) }, "block_out_channels", "entries must be in 1...\(maxChannels)")
+        let need = ConfigCheck.need, maxChannels = ConfigCheck.maxChannels
+        try ConfigCheck.shape(sampleSize: sampleSize, inChannels: inChannels, outChannels: outChannels, blockOutChannels: blockOutChannels)
         try need(downBlockTypes.count == blockOutChannels.count, "down_block_types", "must have one entry per block_out_channels entry (\(blockOutChannels.count)), got \(downBlockTypes.count)")
         try need(upBlockTypes.count == blockOutChannels.count, "up_block_types", "must have one entry per block_out_channels entry (\(blockOutChannels.count)), got \(upBlockTypes.count)")
         try need((1 ... 16).contains(layersPerBlock), "layers_per_block", "must be in 1...16, got \(layersPerBlock)")
@@ -82,10 +75,9 @@ public struct UNetConfig: Equatable, Sendable {
         // Bounds on what one image costs, so that every size derived from the config (activations, the
         // arena, FLOP counts) stays far from Int overflow even at the largest batch, and an absurd config is
         // refused by name instead of failing an allocation. Each is orders of magnitude above real UNets.
-        for (i, c) in blockOutChannels.enumerated() {
+        try ConfigCheck.activations(sampleSize: sampleSize, blockOutChannels: blockOutChannels)
+        for i in blockOutChannels.indices {
             let side = sampleSize >> i
-            try need(side * side * c <= Self.maxActivationFloats, "sample_size",
-                     "\(sampleSize) with \(c) channels at level \(i) makes activations of \(side * side * c) values per image, more than the limit of \(Self.maxActivationFloats)")
             if hasAttention(level: i) {
                 let tokens = side * side
                 try need(tokens * tokens <= Self.maxActivationFloats, "sample_size",

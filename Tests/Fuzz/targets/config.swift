@@ -1,7 +1,9 @@
-// libFuzzer target: the JSON parser and the diffusers config.json / scheduler_config.json readers, then
-// what the converter derives from an accepted config (parameter shapes, FLOPs, the noise schedule).
+// libFuzzer target: the JSON parser and the diffusers config.json (UNet2DModel, VQModel, AutoencoderKL),
+// scheduler_config.json and model_index.json readers, then what the converter derives from an accepted config
+// (parameter shapes, FLOPs, the noise schedule).
 import _EdgeCore
 import EdgeConvert
+import EdgeGraph
 import EdgeModelFile
 import EdgeSampler
 
@@ -15,6 +17,14 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         for (_, shape) in shapes { precondition(checkedProduct(shape) != nil) }
         precondition(unet.config.multiplyAccumulates() > 0)
     }
+    if let autoencoder = try? DiffusersConfig.autoencoder(json) {
+        // What the converter derives from an accepted autoencoder config: both graphs' parameters and FLOPs.
+        for graph in [AutoencoderGraph.decoder(autoencoder.config, batch: 1), AutoencoderGraph.encoder(autoencoder.config, batch: 1)] {
+            precondition(!graph.parameters.isEmpty && graph.multiplyAccumulateCount > 0)
+            for p in graph.parameters { precondition(checkedProduct(p.shape) != nil) }
+        }
+    }
+    _ = try? DiffusersConfig.pipelineIndex(json)
     if let scheduler = try? DiffusersConfig.scheduler(json) {
         let config = scheduler.config
         // Every step count the command line accepts is 1...T; the ends and one middle value cover the

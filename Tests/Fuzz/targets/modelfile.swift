@@ -1,6 +1,8 @@
-// libFuzzer target: the .edm model file reader (header, metadata, tensor directory, configs), then the
-// look-ups the UNet builder makes, each followed by a read at both ends of the tensor.
+// libFuzzer target: the .edm model file reader (header, metadata, tensor directory, configs, version 2's
+// components), then the look-ups the UNet's and the decoder's lowering make, each followed by a read at both
+// ends of the tensor.
 import _EdgeCore
+import EdgeGraph
 import EdgeModelFile
 import EdgeSampler
 
@@ -17,6 +19,15 @@ public func fuzzModelFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
             let bytes = m.rows * m.columns * m.type.elementBytes
             sink += Float(m.values.load(fromByteOffset: 0, as: UInt8.self)) + Float(m.values.load(fromByteOffset: bytes - 1, as: UInt8.self))
             if let s = m.scales { sink += s[0] + s[m.rows - 1] }
+        }
+    }
+    // A pipeline file's autoencoder: the look-ups the decoder's lowering makes.
+    if let a = file.autoencoder {
+        for p in AutoencoderGraph.decoder(a.config, batch: 1, prefix: a.prefix, latentSide: file.unet.sampleSize).parameters {
+            if let m = try? file.matrix(p.name, shape: p.shape) {
+                sink += Float(m.values.load(fromByteOffset: m.rows * m.columns * m.type.elementBytes - 1, as: UInt8.self))
+            }
+            if let v = try? file.floats(p.name, shape: p.shape) { sink += v[0] + v[p.shape.reduce(1, *) - 1] }
         }
     }
     keep(sink)
