@@ -33,7 +33,8 @@ public enum Interpolation {
     /// Samples the K frames with `options.sampler` (DDIM with η = 0 unless another sampler is chosen: a
     /// stochastic one breaks the x_T → x₀ map) and `options.steps` steps (options.count, eta and seed are set
     /// here). Each latent is unit-variance noise, scaled by the sampler's init_noise_sigma as every x_T is.
-    /// Returns the shape [K, C, H, W] and x₀ as the last DDIM step gives it (unclamped).
+    /// Returns the shape [K, C, H, W] and x₀ as the last DDIM step gives it (unclamped); for latent diffusion the
+    /// latents are interpolated and the frames are the decoded images.
     /// - stop: polled before each step, as in `SamplingPipeline.run`.
     public static func run(model: ModelFile, seedA: UInt64, seedB: UInt64, frames k: Int, options: SamplingOptions,
                            progress: ((_ step: Int, _ of: Int) -> Void)? = nil,
@@ -46,6 +47,6 @@ public enum Interpolation {
         let pipeline = try SamplingPipeline(model: model, options: options)
         try z.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
         try pipeline.run(progress: progress, stop: stop)
-        return (pipeline.shape, Array(pipeline.x))
+        return (pipeline.outputShape, Array(pipeline.output))
     }
 }

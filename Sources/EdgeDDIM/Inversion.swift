@@ -60,6 +60,28 @@ public final class DDIMInversion {
         try values.withUnsafeBufferPointer { try set($0) }
     }
 
+    /// Channels and side of the images the model inverts: the autoencoder's for latent diffusion (whose
+    /// inversion runs on the latents of the image), else the UNet's own.
+    public static func imageShape(model: ModelFile) -> (channels: Int, side: Int) {
+        let u = model.unet
+        guard let a = model.autoencoder else { return (u.inChannels, u.sampleSize) }
+        return (a.config.inChannels, u.sampleSize << (a.config.levels - 1))
+    }
+
+    /// Sets x from images [count, C, H, W] in [−1, 1]: the images themselves, or for latent diffusion their
+    /// latents (`Autoencoding.encode`: encoder, then the scaling).
+    public func setImages(_ images: [Float]) throws {
+        guard model.autoencoder != nil else { return try set(images) }
+        let (c, side) = Self.imageShape(model: model)
+        try set(try Autoencoding.encode(model: model, images: images, shape: [options.count, c, side, side], threads: options.threads).values)
+    }
+
+    /// x after `generate` as images: x itself, or for latent diffusion the decoded latents.
+    public func decodedImages() throws -> [Float] {
+        guard model.autoencoder != nil else { return Array(x) }
+        return try Autoencoding.decode(model: model, latents: Array(x), shape: shape, threads: options.threads).values
+    }
+
     /// x: images → latents x_T, S inverse steps.
     /// - stop: polled before each step, as in `SamplingPipeline.run`; a signal number ends the loop by throwing
     ///   `Interrupted`, leaving x part way. Must not allocate.
@@ -81,9 +103,9 @@ public final class DDIMInversion {
 
     /// What a reconstruction measured.
     public struct Reconstruction: Sendable {
-        /// The images given, [count, C, S, S] in [−1, 1].
+        /// The images given, [count, C, H, W] in [−1, 1].
         public var input: [Float]
-        /// Their latents x_T.
+        /// Their latents x_T (latent diffusion: of the images' autoencoder latents).
         public var latents: [Float]
         /// The images generated back from the latents (unclamped, as the last DDIM step returns them).
         public var output: [Float]
@@ -93,17 +115,18 @@ public final class DDIMInversion {
         public var psnr: Double { ImageDistance.psnr(meanSquaredError: meanSquaredError) }
     }
 
-    /// Inverts `images` ([count, C, S, S] in [−1, 1]) and generates them back with the same S steps.
+    /// Inverts `images` ([count, C, H, W] in [−1, 1]) and generates them back with the same S steps; for latent
+    /// diffusion through the autoencoder (encode → invert → generate → decode).
     /// - progress: called after each of the 2·S steps with (steps done, 2·S).
     /// - stop: as in `invert`, polled before each of the 2·S steps.
     public func reconstruct(_ images: [Float], progress: ((_ step: Int, _ of: Int) -> Void)? = nil,
                             stop: (() -> Int32?)? = nil) throws -> Reconstruction {
-        try set(images)
+        try setImages(images)
         let total = 2 * schedule.count, half = schedule.count
         try invert(progress: progress.map { p in { step, _ in p(step, total) } }, stop: stop)
         let latents = Array(x)
         try generate(progress: progress.map { p in { step, _ in p(half + step, total) } }, stop: stop)
-        let output = Array(x)
+        let output = try decodedImages()
         return Reconstruction(input: images, latents: latents, output: output,
                               meanSquaredError: ImageDistance.meanSquaredError(images, output))
     }

@@ -39,7 +39,8 @@ struct InversionInput: ParsableArguments {
         options.threads = Threads(threads)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options, task: "inverting")
-        let values = try ModelImage.load(path: image, channels: file.unet.inChannels, size: file.unet.sampleSize)
+        let (channels, side) = DDIMInversion.imageShape(model: file)
+        let values = try ModelImage.load(path: image, channels: channels, size: side)
         return (try DDIMInversion(model: file, options: options), values)
     }
 }
@@ -57,7 +58,7 @@ struct Invert: ParsableCommand {
         try checkWritable(output)
         let start = monotonicSeconds()
         let (inversion, image) = try input.prepare()
-        try inversion.set(image)
+        try inversion.setImages(image)
         try interruptible(total: input.steps, quiet: input.quiet) { progress, stop in
             try inversion.invert(progress: progress, stop: stop)
         }
@@ -82,7 +83,8 @@ struct Reconstruct: ParsableCommand {
             try inversion.reconstruct(image, progress: progress, stop: stop)
         }
         if let output {
-            let shape = inversion.shape
+            let (channels, side) = DDIMInversion.imageShape(model: inversion.model)
+            let shape = [1, channels, side, side]
             try (result.input + result.output).withUnsafeBufferPointer {
                 try PNG.write(images: $0, count: 2, channels: shape[1], height: shape[2], width: shape[3], to: output,
                               layout: GridLayout(columns: 2))

@@ -219,6 +219,21 @@ final class LatentDiffusionTests: XCTestCase {
         XCTAssertTrue(info.stdout.contains("LDMPipeline: VQModel vqvae"), info.stdout)
         XCTAssertTrue(info.stdout.contains("decoder"), info.stdout)
 
+        // invert, reconstruct and interpolate work in latent space: x_T has the latents' shape, frames the images'.
+        try NPY.write(try FixtureIO(fixturesRoot + "/autoencoder/vq-small/io.safetensors").tensor("image").values.prefix(3 * 16 * 16).map { $0 },
+                      shape: [1, 3, 16, 16], to: temp + "/image.npy")
+        let invert = try runTool("edge-ddim", ["invert", "image.npy", "--model", model, "--steps", "4", "--quiet", "--output", "xT.npy"], in: temp)
+        XCTAssertEqual(invert.status, 0, invert.stderr)
+        XCTAssertEqual(try NPY.read(path: temp + "/xT.npy").shape, [1, 3, 8, 8])
+        let reconstruct = try runTool("edge-ddim", ["reconstruct", "image.npy", "--model", model, "--steps", "4", "--quiet", "--output", "r.png"], in: temp)
+        XCTAssertEqual(reconstruct.status, 0, reconstruct.stderr)
+        XCTAssertTrue(reconstruct.stdout.contains("psnr"), reconstruct.stdout)
+        XCTAssertEqual(try PNG.read(path: temp + "/r.png").height, 16)
+        let interpolate = try runTool("edge-ddim", ["interpolate", "--model", model, "--seed-a", "0", "--seed-b", "1", "--frames", "3", "--steps", "4",
+                                                    "--quiet", "--output", "i.png"], in: temp)
+        XCTAssertEqual(interpolate.status, 0, interpolate.stderr)
+        XCTAssertEqual(try PNG.read(path: temp + "/i.png").height, 16)
+
         // Bad input: one line, non-zero, nothing written.
         try NPY.write([Float](repeating: 0, count: 4 * 8 * 8), shape: [1, 4, 8, 8], to: temp + "/wrong.npy")
         let fashion = repositoryRoot + "/models/ddpm-fashion-32.edm"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Exports a diffusers UNet2DModel folder to ONNX for the peer benchmark (benchmarks/compare_peers.sh):
+"""Exports a diffusers UNet2DModel folder to ONNX for the peer benchmark (tools/benchmarks/compare_peers.sh):
 inputs x float32 [1, C, S, S] and t int64 [1], output eps; opset 17; weights loaded as float32.
 
     python3 tools/reference/export_onnx.py ../shared/models/ddpm-fashion-32 /tmp/ddpm-fashion-32.onnx

@@ -2,13 +2,13 @@
 # edge-ddim against ONNX Runtime on ddpm-fashion-32, side by side in one run, as ratios (absolute times
 # on shared machines drift; ratios measured in the same minute do not).
 #
-#   benchmarks/compare_peers.sh [--threads T] [--rounds R] [--iterations K]
+#   tools/benchmarks/compare_peers.sh [--threads T] [--rounds R] [--iterations K]
 #
 # Needs: the reference checkpoint folder (../shared/models/ddpm-fashion-32 or $EDGE_DDIM_SHARED_MODELS),
 # its ONNX export (../shared/baselines/ddpm-fashion-32.onnx, or made by tools/reference/export_onnx.py),
 # python3 with onnxruntime and numpy (installed with pip when missing), /usr/bin/time (Debian: time).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 threads=2 rounds=3 iterations=20
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,7 +44,7 @@ for r in $(seq "$rounds"); do
   # Interleaved, so every runtime sees the same machine load in each round.
   for variant in ort fp32 fp16 int8 int8-fp32act; do
     if [ $variant = ort ]; then
-      out=$(python3 benchmarks/ort_bench.py "$onnx" --threads "$threads" --iterations "$iterations")
+      out=$(python3 tools/benchmarks/ort_bench.py "$onnx" --threads "$threads" --iterations "$iterations")
     elif [ $variant = int8-fp32act ]; then
       out=$($bin/edge-ddim bench --model "$work/int8.edm" --threads "$threads" --iterations "$iterations" --int8-activations off --json)
     else
@@ -61,7 +61,7 @@ done
 # Peak resident memory: a whole 10-step generation of one image, and 10 ORT evaluations in Python.
 rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1000}'; }
 mem_int8=$(rss $bin/edge-ddim --model models/ddpm-fashion-32.edm --steps 10 --count 1 --threads "$threads" --quiet --output "$work/m.png")
-mem_ort=$(rss python3 benchmarks/ort_bench.py "$onnx" --threads "$threads" --iterations 10 --evaluations-only)
+mem_ort=$(rss python3 tools/benchmarks/ort_bench.py "$onnx" --threads "$threads" --iterations 10 --evaluations-only)
 
 ort=${best[ort]}
 echo
