@@ -15,24 +15,24 @@ public enum UNetBackend: String, Sendable, CaseIterable {
 
 /// A tensor slot of a `Program`, placed in the arena by its memory plan: a graph value (same index) or a
 /// kernel's temporary (after the graph's values).
-struct BufferID: Hashable {
-    let index: Int
+@_spi(Testing) public struct BufferID: Hashable {
+    public let index: Int
 }
 
 /// A weight matrix the executable packs once at load, at `offset` bytes into its packed-weight memory.
-struct PackedWeight {
-    enum Layout {
+@_spi(Testing) public struct PackedWeight {
+    public enum Layout {
         /// fp32 panels (`packWeightsF32`) for `conv2dF32`.
         case f32Panels
         /// int8 panels (`Q8ConvWeights`) for `conv2dQ8`, of a convolution over `channels` inputs, k×k.
         case q8(channels: Int, kernel: Int)
     }
 
-    var weight: WeightMatrix
-    var layout: Layout
-    var offset: Int
+    public var weight: WeightMatrix
+    public var layout: Layout
+    public var offset: Int
 
-    var bytes: Int {
+    public var bytes: Int {
         switch layout {
         case .f32Panels: packedWeightsF32Bytes(rows: weight.rows, columns: weight.columns)
         case let .q8(channels, kernel): Q8ConvWeights.byteCount(rows: weight.rows, channels: channels, kernel: kernel)
@@ -41,7 +41,7 @@ struct PackedWeight {
 }
 
 /// The kernel a convolution runs on, chosen once by `lower`.
-enum ConvKernel {
+@_spi(Testing) public enum ConvKernel {
     /// `conv2dRef` and the reference epilogues, one effect at a time (reference backend).
     case reference
     /// `conv2dF32`; `packed` names its fp32 panels, or nil when the kernel packs per call (int8 weights with
@@ -52,19 +52,19 @@ enum ConvKernel {
 }
 
 /// The kernel of one of a fast attention block's four 1×1 projections (Q, K, V, out).
-enum ProjectionKernel {
+@_spi(Testing) public enum ProjectionKernel {
     /// `conv2dF32` with `weight`, on fp32 panels packed at load or (nil) packed per call.
     case f32(weight: WeightMatrix, packed: PackedWeight?)
     case q8(packed: PackedWeight)
 }
 
-struct ProjectionKernels {
-    var q: ProjectionKernel, k: ProjectionKernel, v: ProjectionKernel, out: ProjectionKernel
+@_spi(Testing) public struct ProjectionKernels {
+    public var q: ProjectionKernel, k: ProjectionKernel, v: ProjectionKernel, out: ProjectionKernel
 }
 
 /// One step of a `Program`: a graph node with its weights bound to the model file, its buffers, and its
 /// kernel resolved. The runtime executes steps in order with no choices left to make.
-enum Step {
+@_spi(Testing) public enum Step {
     case timestepEmbedding(timesteps: BufferID, output: BufferID, dimension: Int, flipSinToCos: Bool, freqShift: Int)
     /// `linearRef` or `linearF32` (`fast`), then SiLU if asked.
     case linear(input: BufferID, rows: Int, weight: WeightMatrix, bias: UnsafePointer<Float>, output: BufferID, applySiLU: Bool, fast: Bool)
@@ -81,30 +81,30 @@ enum Step {
     case vectorQuantize(input: BufferID, output: BufferID, codebook: UnsafePointer<Float>, entries: Int, dimension: Int, pixels: Int)
 }
 
-struct ConvStep {
-    var shape: Conv2DShape
-    var upsampledInput: Bool
-    var input: BufferID, output: BufferID
-    var weight: WeightMatrix
-    var bias: UnsafePointer<Float>
-    var channelBias: BufferID?, residual: BufferID?
-    var scale: Float
-    var kernel: ConvKernel
+@_spi(Testing) public struct ConvStep {
+    public var shape: Conv2DShape
+    public var upsampledInput: Bool
+    public var input: BufferID, output: BufferID
+    public var weight: WeightMatrix
+    public var bias: UnsafePointer<Float>
+    public var channelBias: BufferID?, residual: BufferID?
+    public var scale: Float
+    public var kernel: ConvKernel
 }
 
-struct AttentionStep {
+@_spi(Testing) public struct AttentionStep {
     /// [N, C, T]
-    var input: BufferID, output: BufferID
-    var side: Int, channels: Int, tokens: Int, heads: Int, groups: Int
-    var eps: Float, rescale: Float
-    var normGamma: UnsafePointer<Float>, normBeta: UnsafePointer<Float>
-    var toQ: WeightMatrix, toK: WeightMatrix, toV: WeightMatrix, toOut: WeightMatrix
-    var biasQ: UnsafePointer<Float>, biasK: UnsafePointer<Float>, biasV: UnsafePointer<Float>, biasOut: UnsafePointer<Float>
+    public var input: BufferID, output: BufferID
+    public var side: Int, channels: Int, tokens: Int, heads: Int, groups: Int
+    public var eps: Float, rescale: Float
+    public var normGamma: UnsafePointer<Float>, normBeta: UnsafePointer<Float>
+    public var toQ: WeightMatrix, toK: WeightMatrix, toV: WeightMatrix, toOut: WeightMatrix
+    public var biasQ: UnsafePointer<Float>, biasK: UnsafePointer<Float>, biasV: UnsafePointer<Float>, biasOut: UnsafePointer<Float>
     /// Temporaries, each [N, C, T]: the normed input, Q, K, V, the attended values.
-    var normed: BufferID, q: BufferID, k: BufferID, v: BufferID, attended: BufferID
-    var kernel: Kernel
+    public var normed: BufferID, q: BufferID, k: BufferID, v: BufferID, attended: BufferID
+    public var kernel: Kernel
 
-    enum Kernel {
+    public enum Kernel {
         /// Token-major plain loops; `tokensBuffer` and `projected` [T, C] and `scores` [T] are its own (it uses
         /// the first image's worth of q, k, v, attended as [T, C]).
         case reference(tokensBuffer: BufferID, projected: BufferID, scores: BufferID)
@@ -112,7 +112,7 @@ struct AttentionStep {
         case fast(ProjectionKernels)
     }
 
-    func projection(batch: Int) -> Conv2DShape {
+    public func projection(batch: Int) -> Conv2DShape {
         Conv2DShape(batch: batch, inChannels: channels, outChannels: channels, height: side, width: side, kernel: 1,
                     padTop: 0, padLeft: 0, padBottom: 0, padRight: 0)
     }
@@ -121,22 +121,22 @@ struct AttentionStep {
 /// A graph lowered for one backend: steps with kernels and weights, the buffers they use, the memory plan,
 /// and the weights to pack at load. Computing it reads the model file's tensor table but allocates no
 /// arena and packs nothing, so memory can be checked before anything is loaded.
-struct Program {
-    var steps: [Step]
+@_spi(Testing) public struct Program {
+    public var steps: [Step]
     /// Parallel to `steps`.
-    var names: [String]
-    var kinds: [String]
-    var multiplyAccumulates: [Int]
+    public var names: [String]
+    public var kinds: [String]
+    public var multiplyAccumulates: [Int]
     /// Floats of every buffer, by BufferID.index (0 for a graph value no step touches, e.g. an upsampled
     /// image folded into the convolution that reads it).
-    var bufferFloats: [Int]
-    var plan: MemoryPlan
+    public var bufferFloats: [Int]
+    public var plan: MemoryPlan
     /// Index into `plan.offsets` of the scratch all steps share (they run one at a time).
-    var scratchIndex: Int
-    var packed: [PackedWeight]
-    var packedBytes: Int
+    public var scratchIndex: Int
+    public var packed: [PackedWeight]
+    public var packedBytes: Int
     /// Graph stages (name, the step after which the value is complete, the buffer).
-    var stages: [(step: Int, name: String, buffer: BufferID, count: Int)]
+    public var stages: [(step: Int, name: String, buffer: BufferID, count: Int)]
 }
 
 /// Whether the convolutions of `model` run with int8 activations (`conv2dQ8`) on `backend`: for int8 models
@@ -151,7 +151,7 @@ func usesInt8Activations(model: some WeightSource, backend: UNetBackend, request
 /// is bound to the model file's weights (by its checkpoint names) and resolved to one kernel, with the
 /// weights that kernel wants packed at load and the scratch it needs; last, buffer lifetimes give the
 /// memory plan. A missing or misshapen weight is an error naming it.
-func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
+@_spi(Testing) public func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
     let graph = backend == .fast ? source.foldingUpsampleIntoConvolutions() : source
     let batch = graph.batch
     let fast = backend == .fast
@@ -295,9 +295,9 @@ func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, thre
                    stages: stages)
 }
 
-extension Step {
+@_spi(Testing) extension Step {
     /// Every buffer the step reads or writes, for lifetime analysis.
-    var buffers: [BufferID] {
+    public var buffers: [BufferID] {
         switch self {
         case let .timestepEmbedding(t, o, _, _, _): [t, o]
         case let .linear(i, _, _, _, o, _, _): [i, o]
@@ -317,7 +317,7 @@ extension Step {
     }
 
     /// The buffer the step writes.
-    var output: BufferID {
+    public var output: BufferID {
         switch self {
         case let .timestepEmbedding(_, o, _, _, _): o
         case let .linear(_, _, _, _, o, _, _): o

@@ -3,7 +3,7 @@ import _EdgeCore
 import _EdgeQuant
 import EdgeGraph
 import EdgeConvert
-@testable import EdgeUNet
+import EdgeUNet
 
 /// The autoencoders (VQModel, AutoencoderKL) against diffusers on the fixtures of
 /// tools/reference/make_autoencoder_fixtures.py: decoders and encoders, both backends, fp32 weights.

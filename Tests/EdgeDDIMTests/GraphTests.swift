@@ -4,7 +4,7 @@ import _EdgeQuant
 import EdgeGraph
 import EdgeModelFile
 import EdgeConvert
-@testable import EdgeUNet
+@_spi(Testing) import EdgeUNet
 
 /// The one graph description per model family, and what derives from it: parameters (against the tensors
 /// diffusers wrote), the MAC count (against an independent closed form and the DDPM paper's parameter
