@@ -40,14 +40,15 @@ public enum Evaluation {
     }
 
     /// `count` samples with `options` (η, seed, steps; x_T drawn once for the whole [count, C, H, W], as
-    /// `edge-ddim --count N --seed S` does) and the seconds the sampling loop took.
+    /// `edge-ddim --count N --seed S` does) and the seconds the sampling loop took; for latent diffusion the
+    /// decoded images.
     /// - stop: polled before each step, as in `SamplingPipeline.run` (every function here takes one).
     public static func sample(model: ModelFile, options: SamplingOptions,
                               stop: (() -> Int32?)? = nil) throws -> (x0: [Float], seconds: Double) {
         let pipeline = try SamplingPipeline(model: model, options: options)
         let start = monotonicSeconds()
         try pipeline.run(stop: stop)
-        return (Array(pipeline.x), monotonicSeconds() - start)
+        return (Array(pipeline.output), monotonicSeconds() - start)
     }
 
     /// Samples with both models from the same seed and compares them.
@@ -55,8 +56,8 @@ public enum Evaluation {
                                stop: (() -> Int32?)? = nil) throws -> Comparison {
         let a = try sample(model: reference, options: options, stop: stop)
         let b = try sample(model: candidate, options: options, stop: stop)
-        let per = reference.unet.inChannels * reference.unet.sampleSize * reference.unet.sampleSize
-        guard candidate.unet.inChannels * candidate.unet.sampleSize * candidate.unet.sampleSize == per else {
+        let per = a.x0.count / options.count
+        guard b.x0.count == a.x0.count else {
             throw EdgeError.usage("\(reference.path) and \(candidate.path) make images of different shapes")
         }
         var psnr: [Double] = []
