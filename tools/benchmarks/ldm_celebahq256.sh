@@ -41,7 +41,7 @@ for r in $(seq "$rounds"); do
   # Interleaved, so every runtime sees the same machine load in each round.
   for variant in ort ldm-int8 ldm-fp32 ddpm-int8; do
     if [ $variant = ort ]; then
-      o=$(python3 tools/benchmarks/ort_bench.py "$out/ldm-unet.onnx" --threads "$threads" --iterations "$iterations")
+      o=$(python3 tools/benchmarks/peer_bench.py ort "$out/ldm-unet.onnx" --threads "$threads" --iterations "$iterations")
     else
       o=$($bin/edge-ddim bench --model "$out/$variant.edm" --threads "$threads" --iterations "$iterations" --json)
     fi
@@ -62,7 +62,7 @@ dlog=$out/decode.log
 /usr/bin/time -v $bin/edge-ddim decode "$out/latents.npy" --model "$out/ldm-int8.edm" --threads "$threads" --output "$out/decoded.png" 2> "$dlog"
 decode_s=$(grep -o 'in [0-9.]* s,' "$dlog" | grep -o '[0-9.]*')
 decode_rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1000}' "$dlog")
-ort_rss=$(/usr/bin/time -v python3 tools/benchmarks/ort_bench.py "$out/ldm-unet.onnx" --threads "$threads" --iterations 1 --evaluations-only 2>&1 >/dev/null \
+ort_rss=$(/usr/bin/time -v python3 tools/benchmarks/peer_bench.py ort "$out/ldm-unet.onnx" --threads "$threads" --iterations 1 --evaluations-only 2>&1 >/dev/null \
   | awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1000}')
 pixel_rss=$(/usr/bin/time -v $bin/edge-ddim bench --model "$out/ddpm-int8.edm" --threads "$threads" --iterations 1 2>&1 >/dev/null \
   | awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1000}')

@@ -647,6 +647,9 @@ def main() -> int:
                     help="scratch folder: the ODE reference x₀ and temporary outputs (default: .build/quality)")
     ap.add_argument("--force", action="store_true", help="recompute records that are already cached")
     ap.add_argument("--report-only", action="store_true", help="compute nothing; write the tables and plots")
+    ap.add_argument("--cached-version", default=None,
+                    help="with --report-only: report the records of this edge-ddim version key (as the cache and the "
+                         "markdown name it, e.g. sources:4972fb3edd337622) instead of the built binary's")
     ap.add_argument("--dry-run", action="store_true", help="list the missing runs and the estimated time")
     ap.add_argument("--ode-steps", type=int, default=1000, help=argparse.SUPPRESS)   # testing only
     args = ap.parse_args()
@@ -663,7 +666,16 @@ def main() -> int:
     cache = Cache(args.cache)
     model_sha = sha256_file(args.model)
     classifier_sha = fdlib.classifier_sha256()
-    if args.edge_ddim.exists():
+    if args.cached_version is not None:
+        if not args.report_only:
+            ap.error("--cached-version goes with --report-only")
+        named = [r for r in cache.records.values() if r.get("edge_ddim_version") == args.cached_version and r.get("timestamp")]
+        if not named:
+            ap.error(f"--cached-version: no records of {args.cached_version} in {args.cache}")
+        version = args.cached_version
+        version_desc = max(named, key=lambda r: r["timestamp"]).get("edge_ddim", version)
+        warning, binary_sha = None, ""
+    elif args.edge_ddim.exists():
         version, version_desc, warning = binary_version(args.edge_ddim)
         binary_sha = sha256_file(args.edge_ddim)
     elif args.report_only:

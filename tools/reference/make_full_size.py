@@ -9,13 +9,14 @@ benchmark in tools/benchmarks/ldm_celebahq256.sh (too large to commit: about 1 G
                              layers_per_block 2, no scaling_factor in its config, as the original revision),
                              scheduler (DDIMScheduler, scaled_linear 0.0015…0.0195, clip_sample false)
     OUT/ddpm-celebahq-256/   google/ddpm-celebahq-256's UNet2DModel (256×256 pixels, 113.7 M parameters)
+    OUT/ddpm-cifar10-32/     google/ddpm-cifar10-32's UNet2DModel (32×32 pixels, 35.7 M parameters)
     OUT/io.safetensors       diffusers in float32 on the CPU, from the same fp16-rounded weights:
                              unet_sample [1,3,64,64], unet_timestep [1] (= 500), unet_output;
                              decoder_latents [1,3,64,64], decoder_image (vqvae.decode(latents).sample)
-    OUT/ldm-unet.onnx        the LDM UNet for ONNX Runtime (tools/benchmarks/ort_bench.py), fp32, opset 17
+    OUT/ldm-unet.onnx        the LDM UNet for ONNX Runtime (tools/benchmarks/peer_bench.py), fp32, opset 17
     OUT/counts.json          parameter counts as torch counts them (numel), per component
 
-Usage:  python3 tools/reference/make_full_size.py OUT [--no-onnx]
+Usage:  python3 tools/reference/make_full_size.py OUT [--no-onnx]   (peers' exports: tools/reference/export_peers.py)
 """
 
 from __future__ import annotations
@@ -56,6 +57,13 @@ def ldm_vqvae() -> VQModel:
     return VQModel(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
                    block_out_channels=(128, 256, 512), layers_per_block=2, latent_channels=3, sample_size=256, num_vq_embeddings=8192,
                    norm_num_groups=32)
+
+
+def ddpm_cifar10_unet() -> UNet2DModel:
+    return UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256), layers_per_block=2,
+                       down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                       up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
+                       attention_head_dim=None, flip_sin_to_cos=False, freq_shift=1, downsample_padding=0, norm_eps=1e-6)
 
 
 def ddpm_celebahq_unet() -> UNet2DModel:
@@ -99,10 +107,13 @@ def main() -> None:
 
     pixel = ddpm_celebahq_unet()
     randomize(pixel, 3)
-    pixel.to(torch.float16).save_pretrained(a.out / "ddpm-celebahq-256", safe_serialization=True)
-    (a.out / "ddpm-celebahq-256" / "scheduler_config.json").write_text(json.dumps(
-        {"_class_name": "DDPMScheduler", "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02, "num_train_timesteps": 1000,
-         "clip_sample": True}, indent=2) + "\n")
+    cifar = ddpm_cifar10_unet()
+    randomize(cifar, 4)
+    for name, m in [("ddpm-celebahq-256", pixel), ("ddpm-cifar10-32", cifar)]:
+        m.to(torch.float16).save_pretrained(a.out / name, safe_serialization=True)
+        (a.out / name / "scheduler_config.json").write_text(json.dumps(
+            {"_class_name": "DDPMScheduler", "beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02, "num_train_timesteps": 1000,
+             "clip_sample": True}, indent=2) + "\n")
 
     g = torch.Generator().manual_seed(7)
     sample = torch.randn((1, 3, 64, 64), generator=g)
@@ -118,7 +129,8 @@ def main() -> None:
               "ldm-vqvae": sum(p.numel() for p in vqvae.parameters()),
               "ldm-vqvae-decoder": sum(p.numel() for n, p in vqvae.named_parameters()
                                        if n.startswith(("decoder.", "post_quant_conv.", "quantize."))),
-              "ddpm-celebahq-256": sum(p.numel() for p in pixel.parameters())}
+              "ddpm-celebahq-256": sum(p.numel() for p in pixel.parameters()),
+              "ddpm-cifar10-32": sum(p.numel() for p in cifar.parameters())}
     (a.out / "counts.json").write_text(json.dumps(counts, indent=2) + "\n")
     print(json.dumps(counts))
 
