@@ -56,15 +56,19 @@ extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         let u = model.unet
-        let arena = try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
+        let unet = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads)
         // x and the sampler's buffers (model output, noise, its history, a scaled input for Euler):
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
-        // Latent diffusion: the decoder (one image at a time) and the decoded images.
-        var decoding = 0, imageFloats = 0
+        // Latent diffusion: the decoder (one image at a time; its activations share the UNet's arena) and the
+        // decoded images.
+        var arena = unet.arena + unet.packedWeights, decoding = 0, imageFloats = 0
         if let a = model.autoencoder {
-            decoding = try decoderWorkingBytes(model: model, threads: options.threads) ?? 0
+            let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                                  latentSide: u.sampleSize, threads: options.threads)
+            arena = max(unet.arena, d.arena) + unet.packedWeights
+            decoding = d.packedWeights
             let side = u.sampleSize << (a.config.levels - 1)
             imageFloats = checkedProduct([options.count, a.config.outChannels, side, side]) ?? Int.max / 8
         }
@@ -82,7 +86,8 @@ extension SamplingPipeline {
         try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
     }
 
-    /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model.
+    /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model. In a
+    /// sampling pipeline its arena is the UNet's (`checkedWorkingBytes` counts the larger once).
     public static func decoderWorkingBytes(model: ModelFile, threads: Threads) throws -> Int? {
         guard let a = model.autoencoder else { return nil }
         return try AutoencoderNetwork.workingBytes(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,

@@ -55,7 +55,8 @@ public final class SamplingPipeline {
     public let model: ModelFile
     public let unet: UNet
     /// The autoencoder's decoder (latent diffusion), one image at a time: at 256×256 its widest activations
-    /// are 32 MB each, so decoding the whole batch at once would multiply the peak by the batch.
+    /// are 32 MB each, so decoding the whole batch at once would multiply the peak by the batch. Its
+    /// activations share the UNet's arena (sized for the larger of the two), as the two never run at once.
     public let decoder: AutoencoderNetwork?
     /// [count, out_channels, H, W]: the decoded images (before /2 + 0.5 and the clamp), latent diffusion only.
     public let image: UnsafeMutableBufferPointer<Float>?
@@ -75,8 +76,16 @@ public final class SamplingPipeline {
         self.model = model
         self.options = options
         self.sampler = try AnySampler(options.sampler, schedulerConfig: Self.schedulerConfig(model: model, options: options), steps: options.steps)
-        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads)
         let u = model.unet
+        // Latent diffusion: the UNet is done before the decoder starts, so their activations share one arena.
+        var shared: Arena? = nil
+        if let a = model.autoencoder {
+            let unetArena = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads).arena
+            let decoderArena = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                                             latentSide: u.sampleSize, threads: options.threads).arena
+            shared = Arena(byteCount: max(unetArena, decoderArena))
+        }
+        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads, arena: shared)
         guard u.inChannels == u.outChannels else {
             throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); sampling needs a prediction the shape of its input")
         }
@@ -89,7 +98,7 @@ public final class SamplingPipeline {
         generator.fillNormal(x)
         if let a = model.autoencoder {
             let network = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                 latentSide: u.sampleSize, threads: options.threads)
+                                                 latentSide: u.sampleSize, threads: options.threads, arena: shared)
             decoder = network
             let pixels = network.output.count * options.count
             image = .allocate(capacity: pixels)
@@ -168,8 +177,8 @@ public final class SamplingPipeline {
 
     /// Bytes of working memory: the UNet arena plus x and the sampler's buffers (and the decoder and images).
     public var workingBytes: Int {
-        unet.arenaBytes + unet.packedWeightBytes + x.count * 4 + sampler.workspaceBytes(count: x.count)
-            + (decoder.map { $0.arenaBytes + $0.packedWeightBytes } ?? 0) + (image?.count ?? 0) * 4
+        max(unet.arenaBytes, decoder?.arenaBytes ?? 0) + unet.packedWeightBytes + x.count * 4 + sampler.workspaceBytes(count: x.count)
+            + (decoder?.packedWeightBytes ?? 0) + (image?.count ?? 0) * 4
     }
 
     /// Working memory a pipeline with `options` would need, without allocating it.

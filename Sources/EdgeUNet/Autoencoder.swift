@@ -36,15 +36,26 @@ public final class AutoencoderNetwork: @unchecked Sendable {
     public static func workingBytes(_ config: AutoencoderConfig, _ half: Half, weights: some WeightSource, prefix: String = "", batch: Int,
                                     latentSide: Int? = nil, backend: UNetBackend = .fast, threads: Threads = Threads(),
                                     int8Activations: Bool? = nil) throws -> Int {
+        let m = try memory(config, half, weights: weights, prefix: prefix, batch: batch, latentSide: latentSide, backend: backend,
+                           threads: threads, int8Activations: int8Activations)
+        return m.arena + m.packedWeights
+    }
+
+    /// The arena's bytes (what `init(arena:)` needs) and the packed weights' bytes.
+    public static func memory(_ config: AutoencoderConfig, _ half: Half, weights: some WeightSource, prefix: String = "", batch: Int,
+                              latentSide: Int? = nil, backend: UNetBackend = .fast, threads: Threads = Threads(),
+                              int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
         let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
         let program = try lower(graph(config, half, batch: batch, prefix: prefix, latentSide: latentSide), model: weights, backend: backend,
                                 threads: threads, int8: int8)
-        return program.plan.totalBytes + program.packedBytes
+        return (program.plan.totalBytes, program.packedBytes)
     }
 
     /// - prefix: the component's tensor-name prefix in `weights` (`vqvae.` in a pipeline model file).
+    /// - arena: activations placed here (at least `memory(...).arena` bytes) instead of an arena of its own.
     public init(_ config: AutoencoderConfig, _ half: Half, weights: some WeightSource, prefix: String = "", batch: Int,
-                latentSide: Int? = nil, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil) throws {
+                latentSide: Int? = nil, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
+                arena: Arena? = nil) throws {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         self.config = config
         self.batch = batch
@@ -54,7 +65,7 @@ public final class AutoencoderNetwork: @unchecked Sendable {
         self.int8Activations = int8
         let graph = Self.graph(config, half, batch: batch, prefix: prefix, latentSide: latentSide)
         let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8)
-        executable = Executable(program, weights: weights, batch: batch, threads: threads)
+        executable = Executable(program, weights: weights, batch: batch, threads: threads, arena: arena)
         input = executable.buffer(graph.inputs[0].value)
         output = executable.buffer(graph.outputs[0].value)
         let shapes = (graph.values[graph.inputs[0].value.index].shape, graph.values[graph.outputs[0].value.index].shape)

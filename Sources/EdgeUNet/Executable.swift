@@ -21,12 +21,15 @@ final class Executable: @unchecked Sendable {
     /// `program.packedBytes` bytes: the packed weights at their `PackedWeight.offset`s.
     private let packedMemory: UnsafeMutableRawPointer?
 
-    init(_ program: Program, weights: any WeightSource, batch: Int, threads: Threads) {
+    /// - arena: memory to place the activations in, at least `program.plan.totalBytes`, shared with other
+    ///   executables that never run at the same time (a pipeline's UNet and decoder); nil allocates its own.
+    init(_ program: Program, weights: any WeightSource, batch: Int, threads: Threads, arena shared: Arena? = nil) {
         self.program = program
         self.weights = weights
         self.batch = batch
         self.threads = threads
-        let arena = Arena(byteCount: program.plan.totalBytes)
+        let arena = shared ?? Arena(byteCount: program.plan.totalBytes)
+        precondition(arena.byteCount >= program.plan.totalBytes, "a shared arena of \(arena.byteCount) bytes for a plan of \(program.plan.totalBytes)")
         self.arena = arena
         pointers = program.plan.offsets.prefix(program.bufferFloats.count).map { arena.floats(at: $0) }
         scratch = arena.base + program.plan.offsets[program.scratchIndex]

@@ -36,14 +36,24 @@ public final class UNet: @unchecked Sendable {
     /// Bytes a UNet of `model` needs for `batch` images (arena and packed weights), without allocating them.
     public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
                                   int8Activations: Bool? = nil) throws -> Int {
+        let m = try memory(model: model, batch: batch, backend: backend, threads: threads, int8Activations: int8Activations)
+        return m.arena + m.packedWeights
+    }
+
+    /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
+    public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
+                              int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
         let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
         let (program, _) = try program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
-        return program.plan.totalBytes + program.packedBytes
+        return (program.plan.totalBytes, program.packedBytes)
     }
 
     /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8
     ///   model (with the portable kernel where no dot-product instruction exists), false keeps fp32 activations.
-    public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil) throws {
+    /// - arena: activations placed here (at least `memory(...).arena` bytes) instead of an arena of its own,
+    ///   for a pipeline whose UNet and decoder never run at once.
+    public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
+                arena: Arena? = nil) throws {
         self.threads = threads
         self.backend = backend
         let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
@@ -51,7 +61,7 @@ public final class UNet: @unchecked Sendable {
         let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
         self.config = model.unet
         self.batch = batch
-        let executable = Executable(program, weights: model, batch: batch, threads: threads)
+        let executable = Executable(program, weights: model, batch: batch, threads: threads, arena: arena)
         self.executable = executable
         sample = executable.buffer(graph.input(named: "sample")!)
         timesteps = executable.buffer(graph.input(named: "timesteps")!)

@@ -43,6 +43,8 @@ final class LatentDiffusionTests: XCTestCase {
         for batch in [1, 2] {
             options.batch = batch
             let pipeline = try SamplingPipeline(model: model, options: options)
+            // The plan the memory limit checks is what the pipeline allocates (UNet and decoder share one arena).
+            XCTAssertEqual(try SamplingPipeline.workingBytes(model: model, options: options), pipeline.workingBytes)
             XCTAssertEqual(maxAbsDifference(Array(pipeline.x), try io.tensor("xT").values), 0, "x_T is torch.randn's")
             try pipeline.run()
             let latents = maxAbsDifference(Array(pipeline.x), try io.tensor("latents").values)
