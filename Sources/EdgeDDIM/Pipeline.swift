@@ -177,8 +177,12 @@ public final class SamplingPipeline {
 
     /// Bytes of working memory: the UNet arena plus x and the sampler's buffers (and the decoder and images).
     public var workingBytes: Int {
-        max(unet.arenaBytes, decoder?.arenaBytes ?? 0) + unet.packedWeightBytes + x.count * 4 + sampler.workspaceBytes(count: x.count)
-            + (decoder?.packedWeightBytes ?? 0) + (image?.count ?? 0) * 4
+        // Spelled out step by step: Swift 6.0.3 (the boards' compiler) gives up type-checking it as one sum.
+        let arena: Int = max(unet.arenaBytes, decoder?.arenaBytes ?? 0)
+        let packed: Int = unet.packedWeightBytes + (decoder?.packedWeightBytes ?? 0)
+        let samples: Int = x.count * 4 + sampler.workspaceBytes(count: x.count)
+        let images: Int = (image?.count ?? 0) * 4
+        return arena + packed + samples + images
     }
 
     /// Working memory a pipeline with `options` would need, without allocating it.
