@@ -56,7 +56,6 @@ log=$out/sample.log
 /usr/bin/time -v $bin/edge-ddim --model "$out/ldm-int8.edm" --steps 10 --count 1 --threads "$threads" --quiet \
   --output "$out/ldm.png" --latents "$out/latents.npy" 2> "$log" >/dev/null
 sample_s=$(grep -o 'in [0-9.]* s (' "$log" | grep -o '[0-9.]*')
-per_eval=$(grep -o '([0-9.]* s per evaluation' "$log" | grep -o '[0-9.]*')
 sample_rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1000}' "$log")
 dlog=$out/decode.log
 /usr/bin/time -v $bin/edge-ddim decode "$out/latents.npy" --model "$out/ldm-int8.edm" --threads "$threads" --output "$out/decoded.png" 2> "$dlog"
@@ -82,5 +81,5 @@ echo "| ddpm-celebahq-256 UNet (114 M, 3×256×256 pixels), edge-ddim int8 | $(s
 echo
 echo "| one image, edge-ddim int8, ldm-celebahq-256 | seconds | peak RSS (MB) |"
 echo "| --- | --- | --- |"
-echo "| 10 DDIM steps + VQ decode (\`edge-ddim --model ldm-int8.edm --steps 10 --count 1\`) | $sample_s ($per_eval per UNet evaluation) | $sample_rss |"
+echo "| 10 DDIM steps + VQ decode, load included (\`edge-ddim --model ldm-int8.edm --steps 10 --count 1\`) | $sample_s | $sample_rss |"
 echo "| the decoder alone (\`edge-ddim decode\`, 3×64×64 → 3×256×256) | $decode_s | $decode_rss |"
