@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -30,20 +31,8 @@ from safetensors.torch import save_file
 
 from diffusers import DDIMScheduler, LDMPipeline, UNet2DModel, VQModel
 
-
-def randomize(model: torch.nn.Module, seed: int) -> None:
-    """Seeded weights scaled like trained layers (1/√fan_in), norms near 1; rounded to fp16 (stored so)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim == 1:
-                base = 1.0 if name.endswith("weight") and "norm" in name else 0.0
-                p.copy_(base + 0.1 * torch.randn(p.shape, generator=g))
-            elif "embedding" in name:
-                p.copy_(torch.randn(p.shape, generator=g))
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
-            p.copy_(p.to(torch.float16).to(torch.float32))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_autoencoder_fixtures import randomize  # noqa: E402  (the same seeded, fp16-rounded weights)
 
 
 def ldm_unet() -> UNet2DModel:
