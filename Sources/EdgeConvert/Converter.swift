@@ -72,7 +72,7 @@ public enum Converter {
 
     static func convertPipeline(folder: String, weights: WeightType, options: Options) throws -> (metadata: Metadata, tensors: [TensorRecord], report: Report) {
         let indexPath = folder + "/model_index.json"
-        let index = try DiffusersConfig.pipelineIndex(try JSONValue.parse(try readWholeFile(indexPath, maxBytes: maxConfigFileBytes), context: indexPath),
+        let index = try DiffusersConfig.pipelineIndex(try readConfigJSON(indexPath),
                                                       file: indexPath)
         let (pipeline, components) = (index.pipeline, index.components)
         guard let needed = pipelines[pipeline] else {
@@ -99,7 +99,7 @@ public enum Converter {
         if let name = autoencoderName {
             let path = folder + "/" + name + "/config.json"
             guard fileExists(path) else { throw EdgeError("\(folder)/\(name): config.json is missing") }
-            let read = try DiffusersConfig.autoencoder(try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path), file: path)
+            let read = try DiffusersConfig.autoencoder(try readConfigJSON(path), file: path)
             report.warnings += read.unknownFields.map { "\(path): ignored unknown field \($0)" }
             guard read.config.kind.rawValue == components[name] else {
                 throw EdgeError("\(indexPath): \(name) is \(components[name]!) but \(path) describes a \(read.config.kind.rawValue)")
@@ -119,11 +119,9 @@ public enum Converter {
         try encodeComponent(folder + "/unet", expected: unet.parameterShapes(), prefix: "", weights: weights, into: &records, report: &report)
         var stored = ["unet"]
         if let name = autoencoderName, let autoencoder {
-            let expected = (AutoencoderGraph.encoder(autoencoder, batch: 1).parameters + AutoencoderGraph.decoder(autoencoder, batch: 1).parameters)
-                .map { ($0.name, $0.shape) }
             // The codebook is looked up, not multiplied: it stays fp32 like biases.
-            try encodeComponent(folder + "/" + name, expected: deduplicated(expected), prefix: name + ".", model: autoencoder.kind.rawValue,
-                                weights: weights,
+            try encodeComponent(folder + "/" + name, expected: AutoencoderGraph.parameters(autoencoder).map { ($0.name, $0.shape) },
+                                prefix: name + ".", model: autoencoder.kind.rawValue, weights: weights,
                                 keepFP32: ["quantize.embedding.weight"], into: &records, report: &report)
             metadata.setAutoencoder(autoencoder, component: name)
             stored.append(name)
@@ -153,15 +151,15 @@ public enum Converter {
         return read.config.scalingFactor
     }
 
-    static func deduplicated(_ shapes: [(String, [Int])]) -> [(name: String, shape: [Int])] {
-        var seen = Set<String>()
-        return shapes.filter { seen.insert($0.0).inserted }.map { (name: $0.0, shape: $0.1) }
+    /// A config file (config.json, scheduler_config.json, model_index.json) parsed, within the size limit.
+    static func readConfigJSON(_ path: String) throws -> JSONValue {
+        try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path)
     }
 
     static func readUNet(_ folder: String, report: inout Report) throws -> UNetConfig {
         let configPath = folder + "/config.json"
         guard fileExists(configPath) else { throw EdgeError("\(folder): config.json is missing") }
-        let unet = try DiffusersConfig.unet(try JSONValue.parse(try readWholeFile(configPath, maxBytes: maxConfigFileBytes), context: configPath), file: configPath)
+        let unet = try DiffusersConfig.unet(try readConfigJSON(configPath), file: configPath)
         report.warnings += unet.unknownFields.map { "\(configPath): ignored unknown field \($0)" }
         return unet.config
     }
@@ -171,7 +169,7 @@ public enum Converter {
             report.warnings.append("\(folder): no scheduler_config.json; using DDPMScheduler's defaults (linear betas 1e-4 to 0.02, T = 1000, epsilon)")
             return NoiseScheduleConfig()
         }
-        let s = try DiffusersConfig.scheduler(try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path), file: path)
+        let s = try DiffusersConfig.scheduler(try readConfigJSON(path), file: path)
         report.warnings += s.unknownFields.map { "\(path): ignored unknown field \($0)" }
         return s.config
     }

@@ -156,7 +156,7 @@ public struct SafetensorsCheckpoint {
                 ? " (found diffusion_pytorch_model.bin: pickle checkpoints are not read; re-save with diffusers' save_pretrained(..., safe_serialization=True))" : ""
             throw EdgeError("\(folder): no \(Self.singleFile) or \(Self.indexFile)\(hint)")
         }
-        let index = try JSONValue.parse(try readWholeFile(indexPath, maxBytes: maxConfigFileBytes), context: indexPath)
+        let index = try Converter.readConfigJSON(indexPath)
         guard case .object(let map)? = index["weight_map"] else { throw EdgeError("\(indexPath): weight_map is missing or not an object") }
         var shards: [String: SafetensorsFile] = [:]
         var out: [(SafetensorsFile.Tensor, SafetensorsFile)] = []

@@ -60,19 +60,11 @@ public final class DDIMInversion {
         try values.withUnsafeBufferPointer { try set($0) }
     }
 
-    /// Channels and side of the images the model inverts: the autoencoder's for latent diffusion (whose
-    /// inversion runs on the latents of the image), else the UNet's own.
-    public static func imageShape(model: ModelFile) -> (channels: Int, side: Int) {
-        let u = model.unet
-        guard let a = model.autoencoder else { return (u.inChannels, u.sampleSize) }
-        return (a.config.inChannels, u.sampleSize << (a.config.levels - 1))
-    }
-
     /// Sets x from images [count, C, H, W] in [−1, 1]: the images themselves, or for latent diffusion their
     /// latents (`Autoencoding.encode`: encoder, then the scaling).
     public func setImages(_ images: [Float]) throws {
         guard model.autoencoder != nil else { return try set(images) }
-        let (c, side) = Self.imageShape(model: model)
+        let (c, side) = Autoencoding.imageShape(model: model)
         try set(try Autoencoding.encode(model: model, images: images, shape: [options.count, c, side, side], threads: options.threads).values)
     }
 

@@ -63,17 +63,18 @@ extension SamplingPipeline {
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
         // Latent diffusion: the decoder (one image at a time; its activations share the UNet's arena) and the
         // decoded images.
-        var arena = unet.arena + unet.packedWeights, decoding = 0, imageFloats = 0
+        var arena = unet.arena + unet.packedWeights, decoding = 0
+        var imageBytes: Int? = 0
         if let a = model.autoencoder {
             let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                                   latentSide: u.sampleSize, threads: options.threads)
             arena = max(unet.arena, d.arena) + unet.packedWeights
             decoding = d.packedWeights
-            let side = u.sampleSize << (a.config.levels - 1)
-            imageFloats = checkedProduct([options.count, a.config.outChannels, side, side]) ?? Int.max / 8
+            let side = Autoencoding.imageShape(model: model).side
+            imageBytes = checkedProduct([options.count, a.config.outChannels, side, side, 4])
         }
         guard let buffers = checkedProduct([perSample, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
-              let total = checkedSum(arena, buffers), let decoded = checkedSum(decoding, imageFloats * 4), let withDecoder = checkedSum(total, decoded) else {
+              let total = checkedSum(arena, buffers), let imageBytes, let decoded = checkedSum(decoding, imageBytes), let withDecoder = checkedSum(total, decoded) else {
             throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(u.sampleSize)×\(u.sampleSize) need more memory than can be counted")
         }
         return withDecoder

@@ -159,20 +159,8 @@ public final class SamplingPipeline {
                             try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
                         },
                         progress: progress)
-        if let decoder, let image { try decode(decoder, into: image, stop: stop) }
-    }
-
-    /// LDMPipeline's last lines: latents / scaling_factor (+ shift_factor), `.decode`, image by image.
-    private func decode(_ decoder: AutoencoderNetwork, into image: UnsafeMutableBufferPointer<Float>, stop: (() -> Int32?)?) throws {
-        let c = decoder.config
-        let scale = Float(1 / c.scalingFactor), shift = Float(c.shiftFactor ?? 0)
-        let perLatent = decoder.input.count, perImage = decoder.output.count
-        for n in 0 ..< options.count {
-            if let signal = stop?() { throw Interrupted(signal: signal) }
-            for i in 0 ..< perLatent { decoder.input[i] = x[n * perLatent + i] * scale + shift }
-            decoder.run()
-            (image.baseAddress! + n * perImage).update(from: decoder.output.baseAddress!, count: perImage)
-        }
+        // LDMPipeline's last lines: latents / scaling_factor (+ shift_factor), `.decode`, image by image.
+        if let decoder, let image { try Autoencoding.decode(decoder, latents: UnsafeBufferPointer(x), count: count, into: image, stop: stop) }
     }
 
     /// Bytes of working memory: the UNet arena plus x and the sampler's buffers (and the decoder and images).

@@ -45,10 +45,9 @@ public final class AutoencoderNetwork: @unchecked Sendable {
     public static func memory(_ config: AutoencoderConfig, _ half: Half, weights: some WeightSource, prefix: String = "", batch: Int,
                               latentSide: Int? = nil, backend: UNetBackend = .fast, threads: Threads = Threads(),
                               int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
-        let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
-        let program = try lower(graph(config, half, batch: batch, prefix: prefix, latentSide: latentSide), model: weights, backend: backend,
-                                threads: threads, int8: int8)
-        return (program.plan.totalBytes, program.packedBytes)
+        guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
+        return try plannedMemory(graph(config, half, batch: batch, prefix: prefix, latentSide: latentSide), weights: weights, backend: backend,
+                                 threads: threads, int8Activations: int8Activations)
     }
 
     /// - prefix: the component's tensor-name prefix in `weights` (`vqvae.` in a pipeline model file).

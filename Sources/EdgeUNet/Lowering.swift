@@ -147,6 +147,15 @@ func usesInt8Activations(model: some WeightSource, backend: UNetBackend, request
     return requested ?? (Q8TileKernel.dotProduct != nil)
 }
 
+/// Bytes of the arena (activations and scratch) and of the packed weights `graph` needs on `backend`, without
+/// allocating either: what a network's `memory(...)` reports and the memory limit checks.
+func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBackend, threads: Threads,
+                   int8Activations: Bool?) throws -> (arena: Int, packedWeights: Int) {
+    let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
+    let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8)
+    return (program.plan.totalBytes, program.packedBytes)
+}
+
 /// Lowers `graph` for `backend`: the fast backend first folds upsampling into convolutions; then each node
 /// is bound to the model file's weights (by its checkpoint names) and resolved to one kernel, with the
 /// weights that kernel wants packed at load and the scratch it needs; last, buffer lifetimes give the

@@ -43,9 +43,9 @@ public final class UNet: @unchecked Sendable {
     /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
     public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
                               int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
-        let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
-        let (program, _) = try program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
-        return (program.plan.totalBytes, program.packedBytes)
+        guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
+        return try plannedMemory(UNet2DModelGraph.build(model.unet, batch: batch), weights: model, backend: backend, threads: threads,
+                                 int8Activations: int8Activations)
     }
 
     /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8

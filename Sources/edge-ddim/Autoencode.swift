@@ -70,12 +70,10 @@ struct Encode: ParsableCommand {
     func run() throws {
         try checkWritable(output)
         let (file, threads) = try options.open()
-        guard let a = file.autoencoder else {
-            throw EdgeError.usage("encode: model \(options.model) has no autoencoder (a pixel-space UNet: its images are its x₀)")
-        }
-        let side = file.unet.sampleSize << (a.config.levels - 1)
-        let values = try ModelImage.load(path: image, channels: a.config.inChannels, size: side)
-        let (latents, shape) = try Autoencoding.encode(model: file, images: values, shape: [1, a.config.inChannels, side, side], threads: threads)
+        _ = try Autoencoding.component(file, "encode")
+        let (channels, side) = Autoencoding.imageShape(model: file)
+        let values = try ModelImage.load(path: image, channels: channels, size: side)
+        let (latents, shape) = try Autoencoding.encode(model: file, images: values, shape: [1, channels, side, side], threads: threads)
         try NPY.write(latents, shape: shape, to: output)
         printError("done: encoded \(image) (\(side)×\(side)) into \(shape.map(String.init).joined(separator: "×")) latents; wrote \(output)")
     }

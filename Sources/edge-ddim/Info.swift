@@ -41,7 +41,7 @@ struct Info: ParsableCommand {
         print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
         if let a = file.autoencoder {
             let c = a.config
-            let side = u.sampleSize << (c.levels - 1)
+            let side = Autoencoding.imageShape(model: file).side
             let decoding = AutoencoderGraph.decoder(c, batch: 1, latentSide: u.sampleSize)
             print("pipeline     \(file.pipeline ?? "?"): \(c.kind.rawValue) \(a.name), latents \(c.embedDim)×\(u.sampleSize)×\(u.sampleSize) → images \(c.outChannels)×\(side)×\(side), blocks \(c.blockOutChannels), scaling_factor \(c.scalingFactor)"
                 + (c.shiftFactor.map { ", shift_factor \($0)" } ?? "") + (c.kind == .vq ? ", \(c.numVQEmbeddings) codebook entries" : ""))

@@ -39,7 +39,7 @@ struct InversionInput: ParsableArguments {
         options.threads = Threads(threads)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options, task: "inverting")
-        let (channels, side) = DDIMInversion.imageShape(model: file)
+        let (channels, side) = Autoencoding.imageShape(model: file)
         let values = try ModelImage.load(path: image, channels: channels, size: side)
         return (try DDIMInversion(model: file, options: options), values)
     }
@@ -83,7 +83,7 @@ struct Reconstruct: ParsableCommand {
             try inversion.reconstruct(image, progress: progress, stop: stop)
         }
         if let output {
-            let (channels, side) = DDIMInversion.imageShape(model: inversion.model)
+            let (channels, side) = Autoencoding.imageShape(model: inversion.model)
             let shape = [1, channels, side, side]
             try (result.input + result.output).withUnsafeBufferPointer {
                 try PNG.write(images: $0, count: 2, channels: shape[1], height: shape[2], width: shape[3], to: output,

@@ -83,9 +83,8 @@ final class AutoencoderFixtureTests: XCTestCase {
     func testGraphsDeclareTheCheckpointsTensors() throws {
         for name in ["vq-small", "kl-sd-small", "ldm-small/vqvae"] {
             let c = try config(name)
-            let decoder = AutoencoderGraph.decoder(c, batch: 1), encoder = AutoencoderGraph.encoder(c, batch: 1)
             var declared: [String: [Int]] = [:]
-            for p in decoder.parameters + encoder.parameters {
+            for p in AutoencoderGraph.parameters(c) {
                 XCTAssertNil(declared[p.name], "\(name): \(p.name) declared twice")
                 declared[p.name] = p.shape
             }

@@ -23,8 +23,9 @@ import torch
 from diffusers import UNet2DModel
 
 
-class FloatTime(torch.nn.Module):
-    """The UNet with t as a float32 tensor (ncnn has no int64 blobs)."""
+class UNetSample(torch.nn.Module):
+    """The UNet as a function of (x, t) returning the prediction tensor, as the exporters trace it; t may be int64
+    (ONNX) or float32 (ncnn has no int64 blobs)."""
 
     def __init__(self, unet):
         super().__init__()
@@ -34,10 +35,6 @@ class FloatTime(torch.nn.Module):
         return self.unet(x, t).sample
 
 
-class IntTime(FloatTime):
-    pass
-
-
 def main():
     folder, out = sys.argv[1], Path(sys.argv[2])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +42,7 @@ def main():
     c, s = unet.config.in_channels, unet.config.sample_size
     x = torch.randn(1, c, s, s, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.onnx.export(IntTime(unet), (x, torch.tensor([500], dtype=torch.int64)), str(out) + ".onnx", input_names=["x", "t"],
+        torch.onnx.export(UNetSample(unet), (x, torch.tensor([500], dtype=torch.int64)), str(out) + ".onnx", input_names=["x", "t"],
                           output_names=["eps"], opset_version=17, dynamo=False)
         expected = unet(x, torch.tensor([500])).sample.numpy()
 
@@ -54,7 +51,7 @@ def main():
     stem = str(out)
     # pnnx imports the Python module it writes under the .pt file's name with "-" as "_": let it name its
     # side files itself.
-    pnnx.export(FloatTime(unet), stem + ".pt", inputs=(x, t), fp16=False, ncnnparam=stem + ".ncnn.param", ncnnbin=stem + ".ncnn.bin")
+    pnnx.export(UNetSample(unet), stem + ".pt", inputs=(x, t), fp16=False, ncnnparam=stem + ".ncnn.param", ncnnbin=stem + ".ncnn.bin")
     param = Path(stem + ".ncnn.param")
     text = param.read_text()
     fixed, n = re.subn(r"^Tensor\.to(\s)", r"Noop\1", text, flags=re.M)

@@ -33,6 +33,7 @@ from diffusers import DDIMScheduler, LDMPipeline, UNet2DModel, VQModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_autoencoder_fixtures import randomize  # noqa: E402  (the same seeded, fp16-rounded weights)
+from export_peers import UNetSample  # noqa: E402
 
 
 def ldm_unet() -> UNet2DModel:
@@ -60,15 +61,6 @@ def ddpm_celebahq_unet() -> UNet2DModel:
                        down_block_types=("DownBlock2D",) * 4 + ("AttnDownBlock2D", "DownBlock2D"),
                        up_block_types=("UpBlock2D", "AttnUpBlock2D") + ("UpBlock2D",) * 4,
                        attention_head_dim=None, flip_sin_to_cos=False, freq_shift=1, downsample_padding=0, norm_eps=1e-6)
-
-
-class UNetOnly(torch.nn.Module):
-    def __init__(self, unet):
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, x, t):
-        return self.unet(x, t).sample
 
 
 def main() -> None:
@@ -125,7 +117,7 @@ def main() -> None:
 
     if not a.no_onnx:
         with torch.no_grad():
-            torch.onnx.export(UNetOnly(unet), (sample, timestep), str(a.out / "ldm-unet.onnx"), input_names=["x", "t"],
+            torch.onnx.export(UNetSample(unet), (sample, timestep), str(a.out / "ldm-unet.onnx"), input_names=["x", "t"],
                               output_names=["eps"], opset_version=17, dynamo=False)
     print(f"wrote {a.out}")
 

@@ -40,7 +40,9 @@ public struct AutoencoderConfig: Equatable, Sendable {
     }
 
     public var levels: Int { blockOutChannels.count }
-    public var latentSide: Int { sampleSize >> (levels - 1) }
+    /// Image side ÷ latent side: the encoder halves the resolution at every level but the last.
+    public var downsampling: Int { 1 << (levels - 1) }
+    public var latentSide: Int { sampleSize / downsampling }
     /// Channels of the codebook entries (VQ) or of the quantised latents: what post_quant_conv reads.
     public var embedDim: Int { kind == .vq ? (vqEmbedDim ?? latentChannels) : latentChannels }
 

@@ -78,6 +78,12 @@ public enum AutoencoderGraph {
         return g
     }
 
+    /// Every weight of the model (the encoder's, then the decoder's with the codebook), by the checkpoint's
+    /// names and shapes: what the converter checks a checkpoint against. The two halves share none.
+    public static func parameters(_ config: AutoencoderConfig, prefix: String = "") -> [Graph.Parameter] {
+        encoder(config, batch: 1, prefix: prefix).parameters + decoder(config, batch: 1, prefix: prefix).parameters
+    }
+
     /// `UNetMidBlock2D` without a time embedding: ResNet, attention over all channels as one head, ResNet.
     static func midBlock(_ g: inout Graph, _ c: AutoencoderConfig, _ x: ValueID, prefix: String, side: Int) -> ValueID {
         let channels = c.blockOutChannels.last!
