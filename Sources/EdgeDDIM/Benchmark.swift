@@ -24,9 +24,10 @@ public struct UNetBenchmark: Sendable {
         public var gflops: Double
     }
 
-    /// - int8Activations: as `UNet.init`'s (nil: the default for this CPU).
-    public static func run(model: ModelFile, batch: Int, threads: Threads, iterations: Int, int8Activations: Bool? = nil) throws -> UNetBenchmark {
-        let unet = try UNet(model: model, batch: batch, threads: threads, int8Activations: int8Activations)
+    /// - int8Activations, winograd: as `UNet.init`'s (nil: the default for this CPU).
+    public static func run(model: ModelFile, batch: Int, threads: Threads, iterations: Int, int8Activations: Bool? = nil,
+                           winograd: Bool = true) throws -> UNetBenchmark {
+        let unet = try UNet(model: model, batch: batch, threads: threads, int8Activations: int8Activations, winograd: winograd)
         var generator = TorchGenerator(seed: 0)
         generator.fillNormal(unet.sample)
         unet.timesteps.update(repeating: 500)

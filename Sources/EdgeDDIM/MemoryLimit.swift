@@ -45,8 +45,8 @@ public struct MemoryLimit: Sendable, Equatable {
     }
 
     /// Checks one UNet of `batch` images (the bench command).
-    public func check(model: ModelFile, batch: Int, threads: Threads) throws {
-        let arena = try UNet.arenaBytes(model: model, batch: batch, threads: threads)
+    public func check(model: ModelFile, batch: Int, threads: Threads, winograd: Bool = true) throws {
+        let arena = try UNet.arenaBytes(model: model, batch: batch, threads: threads, winograd: winograd)
         // Input, output and timesteps are in the arena; the benchmark adds nothing of its own worth counting.
         try check(Need(workingBytes: arena, fileBytes: model.fileBytes), model: model.path, what: "a UNet for batch \(batch)")
     }
@@ -56,7 +56,7 @@ extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         let u = model.unet
-        let unet = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads)
+        let unet = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd)
         // x and the sampler's buffers (model output, noise, its history, a scaled input for Euler):
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)

@@ -27,6 +27,9 @@ public struct SamplingOptions: Sendable {
     public var batch: Int? = nil
     /// Threads the kernels use.
     public var threads = Threads()
+    /// Winograd 3×3 convolutions where they are faster (`UNet.init`'s `winograd`); false keeps the direct
+    /// kernel, whose fp32 weights take a quarter of the memory of F(4,3)'s transformed ones.
+    public var winograd = true
 
     public static let defaultBatch = 4
     public static let maxCount = 4096
@@ -80,12 +83,12 @@ public final class SamplingPipeline {
         // Latent diffusion: the UNet is done before the decoder starts, so their activations share one arena.
         var shared: Arena? = nil
         if let a = model.autoencoder {
-            let unetArena = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads).arena
+            let unetArena = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd).arena
             let decoderArena = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                                              latentSide: u.sampleSize, threads: options.threads).arena
             shared = Arena(byteCount: max(unetArena, decoderArena))
         }
-        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads, arena: shared)
+        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd, arena: shared)
         guard u.inChannels == u.outChannels else {
             throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); sampling needs a prediction the shape of its input")
         }

@@ -36,6 +36,13 @@ final class Executable: @unchecked Sendable {
         // Pack every weight the kernels asked for once, then let the mapped originals leave resident memory.
         let memory = program.packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: program.packedBytes, alignment: 64) : nil
         packedMemory = memory
+        // The Winograd weight transform's panels, for the load only.
+        let transformBytes = program.packed.map { p -> Int in
+            if case let .winograd(_, channels) = p.layout { return winogradWeightTransformScratchBytes(inChannels: channels, threads: threads) }
+            return 0
+        }.max() ?? 0
+        let transformScratch = transformBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: transformBytes, alignment: 64) : nil
+        defer { transformScratch?.deallocate() }
         for p in program.packed {
             switch p.layout {
             case .f32Panels:
@@ -43,6 +50,9 @@ final class Executable: @unchecked Sendable {
                 packWeightsF32(p.weight, into: floats, threads: threads)
             case let .q8(channels, kernel):
                 _ = Q8ConvWeights(packing: p.weight, channels: channels, kernel: kernel, into: memory! + p.offset)
+            case let .winograd(tile, channels):
+                let floats = (memory! + p.offset).bindMemory(to: Float.self, capacity: winogradWeightsF32Count(tile, outChannels: p.weight.rows, inChannels: channels))
+                packWinogradWeightsF32(tile, p.weight, inChannels: channels, into: floats, scratch: transformScratch!, threads: threads)
             }
             weights.dropResidentPages(of: p.weight)
         }
@@ -130,6 +140,10 @@ final class Executable: @unchecked Sendable {
                 conv2dF32(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight, packedWeight: f32Panels(packed),
                           bias: c.bias, output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias),
                           scratch: scratch, threads: threads)
+            case let .winograd(tile, transformed):
+                conv2dWinogradF32(tile, c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight,
+                                  transformedWeight: f32Panels(transformed), bias: c.bias, output: p(c.output), residual: p(c.residual),
+                                  scale: c.scale, channelBias: p(c.channelBias), scratch: scratch, threads: threads)
             }
         case let .upsampleNearest2x(i, planes, h, w, o):
             upsampleNearest2xRef(p(i), planes: planes, height: h, width: w, into: p(o))

@@ -26,6 +26,8 @@ public enum UNetBackend: String, Sendable, CaseIterable {
         case f32Panels
         /// int8 panels (`Q8ConvWeights`) for `conv2dQ8`, of a convolution over `channels` inputs, k×k.
         case q8(channels: Int, kernel: Int)
+        /// Winograd-transformed fp32 weights (`packWinogradWeightsF32`) of a 3×3 convolution over `channels` inputs.
+        case winograd(WinogradTile, channels: Int)
     }
 
     public var weight: WeightMatrix
@@ -36,6 +38,7 @@ public enum UNetBackend: String, Sendable, CaseIterable {
         switch layout {
         case .f32Panels: packedWeightsF32Bytes(rows: weight.rows, columns: weight.columns)
         case let .q8(channels, kernel): Q8ConvWeights.byteCount(rows: weight.rows, channels: channels, kernel: kernel)
+        case let .winograd(tile, channels): winogradWeightsF32Bytes(tile, outChannels: weight.rows, inChannels: channels)
         }
     }
 }
@@ -49,6 +52,9 @@ public enum UNetBackend: String, Sendable, CaseIterable {
     case f32(packed: PackedWeight?)
     /// `conv2dQ8` on int8 panels.
     case q8(packed: PackedWeight)
+    /// `conv2dWinogradF32` with `tile`; `transformed` names the weights transformed at load, or nil when the kernel
+    /// transforms them per call (int8 weights with fp32 activations, as for `f32`).
+    case winograd(WinogradTile, transformed: PackedWeight?)
 }
 
 /// The kernel of one of a fast attention block's four 1×1 projections (Q, K, V, out).
@@ -150,9 +156,9 @@ func usesInt8Activations(model: some WeightSource, backend: UNetBackend, request
 /// Bytes of the arena (activations and scratch) and of the packed weights `graph` needs on `backend`, without
 /// allocating either: what a network's `memory(...)` reports and the memory limit checks.
 func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBackend, threads: Threads,
-                   int8Activations: Bool?) throws -> (arena: Int, packedWeights: Int) {
+                   int8Activations: Bool?, winograd: Bool = true) throws -> (arena: Int, packedWeights: Int) {
     let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
-    let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8)
+    let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8, winograd: winograd)
     return (program.plan.totalBytes, program.packedBytes)
 }
 
@@ -160,7 +166,11 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
 /// is bound to the model file's weights (by its checkpoint names) and resolved to one kernel, with the
 /// weights that kernel wants packed at load and the scratch it needs; last, buffer lifetimes give the
 /// memory plan. A missing or misshapen weight is an error naming it.
-@_spi(Testing) public func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool) throws -> Program {
+///
+/// A convolution runs on the first of these that applies: `conv2dQ8` (int8 path); `conv2dWinogradF32` with the
+/// tile `WinogradTile.preferred` picks for its shape, when `winograd`; `conv2dF32`.
+@_spi(Testing) public func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool,
+                                 winograd: Bool = true) throws -> Program {
     let graph = backend == .fast ? source.foldingUpsampleIntoConvolutions() : source
     let batch = graph.batch
     let fast = backend == .fast
@@ -188,8 +198,9 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
     }
     /// fp32 panels packed at load for fp32 and fp16 weights; int8 weights only on the int8 path (for the few
     /// convolutions it leaves to fp32: the stride-2 downsamplers).
+    func packsAtLoad(_ weight: WeightMatrix) -> Bool { weight.type != .q8PerChannel || int8 }
     func f32Panels(_ weight: WeightMatrix) -> PackedWeight? {
-        weight.type != .q8PerChannel || int8 ? pack(weight, .f32Panels) : nil
+        packsAtLoad(weight) ? pack(weight, .f32Panels) : nil
     }
 
     var steps: [Step] = [], scratch: [Int] = []
@@ -224,6 +235,10 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
             } else if int8, weight.type == .q8PerChannel, conv2dQ8Supports(c.shape) {
                 kernel = .q8(packed: pack(weight, .q8(channels: c.shape.inChannels, kernel: c.shape.kernel)))
                 bytes = conv2dQ8ScratchBytes(c.shape, threads: threads)
+            } else if winograd, let tile = WinogradTile.preferred(for: c.shape, weightsTransformedPerCall: !packsAtLoad(weight)) {
+                let transformed = packsAtLoad(weight) ? pack(weight, .winograd(tile, channels: c.shape.inChannels)) : nil
+                kernel = .winograd(tile, transformed: transformed)
+                bytes = conv2dWinogradF32ScratchBytes(tile, c.shape, threads: threads, pretransformed: transformed != nil)
             } else {
                 let panels = f32Panels(weight)
                 kernel = .f32(packed: panels)

@@ -27,38 +27,41 @@ public final class UNet: @unchecked Sendable {
     private let executable: Executable
 
     /// The graph of `model`'s UNet for `batch` images, lowered for `backend`: no arena, nothing packed.
-    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool) throws -> (Program, Graph) {
+    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool, winograd: Bool) throws -> (Program, Graph) {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         let graph = UNet2DModelGraph.build(model.unet, batch: batch)
-        return (try lower(graph, model: model, backend: backend, threads: threads, int8: int8), graph)
+        return (try lower(graph, model: model, backend: backend, threads: threads, int8: int8, winograd: winograd), graph)
     }
 
     /// Bytes a UNet of `model` needs for `batch` images (arena and packed weights), without allocating them.
     public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                                  int8Activations: Bool? = nil) throws -> Int {
-        let m = try memory(model: model, batch: batch, backend: backend, threads: threads, int8Activations: int8Activations)
+                                  int8Activations: Bool? = nil, winograd: Bool = true) throws -> Int {
+        let m = try memory(model: model, batch: batch, backend: backend, threads: threads, int8Activations: int8Activations, winograd: winograd)
         return m.arena + m.packedWeights
     }
 
     /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
     public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                              int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
+                              int8Activations: Bool? = nil, winograd: Bool = true) throws -> (arena: Int, packedWeights: Int) {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         return try plannedMemory(UNet2DModelGraph.build(model.unet, batch: batch), weights: model, backend: backend, threads: threads,
-                                 int8Activations: int8Activations)
+                                 int8Activations: int8Activations, winograd: winograd)
     }
 
     /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8
     ///   model (with the portable kernel where no dot-product instruction exists), false keeps fp32 activations.
+    /// - winograd: run 3×3 convolutions with fp32 activations as Winograd convolutions where that is faster
+    ///   (`WinogradTile.preferred`); false keeps the direct kernel, whose packed fp32 weights are smaller (the
+    ///   transformed weights of F(4,3) take 4× the fp32 weights' memory).
     /// - arena: activations placed here (at least `memory(...).arena` bytes) instead of an arena of its own,
     ///   for a pipeline whose UNet and decoder never run at once.
     public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
-                arena: Arena? = nil) throws {
+                winograd: Bool = true, arena: Arena? = nil) throws {
         self.threads = threads
         self.backend = backend
         let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
         self.int8Activations = int8
-        let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8)
+        let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8, winograd: winograd)
         self.config = model.unet
         self.batch = batch
         let executable = Executable(program, weights: model, batch: batch, threads: threads, arena: arena)

@@ -208,7 +208,7 @@ func packAPanel(_ a: F32GemmA, m: Int, k: Int, panel p: Int, into dst: UnsafeMut
 
 /// Stores the transpose of the 8 × 8 block whose rows are r0…r7: dst[c·8 + r] = r_r[c]. Three stages of
 /// two-source shuffles (24 in all, constant lane patterns that LLVM lowers to unpck/perm instructions).
-@inline(__always)
+@inlinable @inline(__always)
 func storeTransposed8x8(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Float>, _ r3: SIMD8<Float>,
                         _ r4: SIMD8<Float>, _ r5: SIMD8<Float>, _ r6: SIMD8<Float>, _ r7: SIMD8<Float>,
                         _ dst: UnsafeMutablePointer<Float>) {
@@ -236,7 +236,7 @@ func storeTransposed8x8(_ r0: SIMD8<Float>, _ r1: SIMD8<Float>, _ r2: SIMD8<Floa
 // MARK: - Packing B
 
 /// Copies `count` floats (non-overlapping), SIMD8 at a time.
-@inline(__always)
+@inlinable @inline(__always)
 func copyFloats(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ count: Int) {
     var t = 0
     while t + 8 <= count {
@@ -246,7 +246,7 @@ func copyFloats(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
     while t < count { dst[t] = src[t]; t += 1 }
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 func zeroFloats(_ dst: UnsafeMutablePointer<Float>, _ count: Int) {
     var t = 0
     while t + 8 <= count { UnsafeMutableRawPointer(dst + t).storeBytes(of: SIMD8<Float>(), as: SIMD8<Float>.self); t += 8 }
@@ -489,7 +489,7 @@ func packIm2colRunClipped(row: UnsafePointer<Float>, ix0: Int, taps: Int, len: I
 
 /// d[t] = row[(ix0 + t) >> 1] for t < count (a run of a 2× nearest-upsampled row); reads only
 /// row[ix0 >> 1 ... (ix0 + count − 1) >> 1].
-@inline(__always)
+@inlinable @inline(__always)
 func copyUpsampled(_ row: UnsafePointer<Float>, _ ix0: Int, _ d: UnsafeMutablePointer<Float>, _ count: Int) {
     var t = 0
     while t + 16 <= count {

@@ -30,6 +30,9 @@ public enum KernelBenchmark {
         /// conv2dQ8 (int8 weights packed once before timing, int8 activations) with the given tile kernel;
         /// stride-1 shapes only. Implies int8 weights.
         case int8(Q8TileKernel)
+        /// conv2dWinogradF32 with `tile`, the weights transformed before timing (`pretransformed`) or in every call;
+        /// 3×3 stride-1 shapes only.
+        case winograd(WinogradTile, pretransformed: Bool)
     }
 
     /// Times one convolution; GFLOP/s counts 2 flops per multiply-accumulate of `shape`. With `upsampledInput`
@@ -61,7 +64,14 @@ public enum KernelBenchmark {
                 }
             }
         }
-        let bytes = max(conv2dF32ScratchBytes(shape, threads: threads), conv2dQ8Supports(shape) ? conv2dQ8ScratchBytes(shape, threads: threads) : 0)
+        var bytes = max(conv2dF32ScratchBytes(shape, threads: threads), conv2dQ8Supports(shape) ? conv2dQ8ScratchBytes(shape, threads: threads) : 0)
+        var transformed: UnsafeMutablePointer<Float>? = nil
+        defer { transformed?.deallocate() }
+        if case let .winograd(tile, pretransformed) = kernel {
+            bytes = max(bytes, conv2dWinogradF32ScratchBytes(tile, shape, threads: threads, pretransformed: pretransformed),
+                        winogradWeightTransformScratchBytes(inChannels: shape.inChannels, threads: threads))
+            if pretransformed { transformed = .allocate(capacity: winogradWeightsF32Count(tile, outChannels: shape.outChannels, inChannels: shape.inChannels)) }
+        }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, shape.fanIn * 4), alignment: 64)
         defer { scratch.deallocate() }
         let packed = UnsafeMutablePointer<Float>.allocate(capacity: packedWeightsF32Count(rows: shape.outChannels, columns: shape.fanIn))
@@ -70,6 +80,9 @@ public enum KernelBenchmark {
         defer { q8Memory?.deallocate() }
         func run(_ w: WeightMatrix) {
             if case .fastPrepacked = kernel { packWeightsF32(w, into: packed, threads: threads) }
+            if case let .winograd(tile, true) = kernel {
+                packWinogradWeightsF32(tile, w, inChannels: shape.inChannels, into: transformed!, scratch: scratch, threads: threads)
+            }
             var q8Weights: Q8ConvWeights? = nil
             if case .int8 = kernel {
                 q8Memory = .allocate(byteCount: Q8ConvWeights.byteCount(rows: w.rows, channels: shape.inChannels, kernel: shape.kernel), alignment: 64)
@@ -83,6 +96,9 @@ public enum KernelBenchmark {
                               scratch: scratch, threads: threads)
                 case let .fast(tile):
                     conv2dF32(shape, upsampledInput: upsampledInput, input: input, weight: w, bias: bias, output: &output, scratch: scratch, threads: threads, tile: tile)
+                case let .winograd(tile, _):
+                    conv2dWinogradF32(tile, shape, upsampledInput: upsampledInput, input: input, weight: w, transformedWeight: transformed.map { UnsafePointer($0) },
+                                      bias: bias, output: &output, scratch: scratch, threads: threads)
                 case let .int8(tile):
                     conv2dQ8(shape, upsampledInput: upsampledInput, input: input, weights: q8Weights!, bias: bias, output: &output,
                              scratch: scratch, threads: threads, kernel: tile)

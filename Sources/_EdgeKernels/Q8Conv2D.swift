@@ -144,6 +144,13 @@ private struct QuantizeTask: ParallelTask {
             clear(from: rowStart + s.padLeft + w, count: s.padRight)
             let sourceRow = input + (upsampled ? y / 2 : y) * sw
             var x0 = 0
+            // 64 pixels per pass over the channels where the row allows: every channel's four vectors are one
+            // contiguous 256-byte run, so the walk down the channel planes (a new page per channel at large
+            // images) is paid once per 64 pixels instead of per 16.
+            while x0 + 64 <= w {
+                quantizeRun64(sourceRow, plane: plane, x0: x0, at: rowStart + s.padLeft + x0)
+                x0 += 64
+            }
             while x0 < w {
                 let len = min(16, w - x0)
                 quantizeRun(sourceRow, plane: plane, x0: x0, len: len, at: rowStart + s.padLeft + x0)
@@ -173,6 +180,59 @@ private struct QuantizeTask: ParallelTask {
         return v
     }
 
+    /// U8PixelQuant.parameters, lane-wise, in the same operation order: 255/range, range/255 and the zero point
+    /// (as a float and as an integer) of 16 pixels whose values span [lo, hi].
+    @inline(__always)
+    func parameters(lo: SIMD16<Float>, hi: SIMD16<Float>) -> (inverse: SIMD16<Float>, scale: SIMD16<Float>, zeroF: SIMD16<Float>, zero: SIMD16<Int32>) {
+        typealias F = SIMD16<Float>
+        let range = hi - lo
+        let valid = (range .> 0) .& (range .< .infinity)
+        let inverse = F(repeating: 0).replacing(with: 255 / range, where: valid)
+        let pixelScale = F(repeating: 0).replacing(with: range / 255, where: valid)
+        let zeroF = F(repeating: 0).replacing(with: clampToByte(roundToEven(-lo * inverse)), where: valid)
+        return (inverse, pixelScale, zeroF, SIMD16<Int32>(truncatingIfNeeded: byteBits(zeroF)))
+    }
+
+    /// `quantizeRun` for 64 pixels (four groups of 16, each with the same arithmetic as there).
+    @inline(__always)
+    func quantizeRun64(_ row: UnsafePointer<Float>, plane: Int, x0: Int, at: Int) {
+        typealias F = SIMD16<Float>
+        var lo0 = F(), hi0 = F(), lo1 = F(), hi1 = F(), lo2 = F(), hi2 = F(), lo3 = F(), hi3 = F()
+        for c in 0 ..< s.inChannels {
+            let p = row + c * plane
+            let v0 = load(p, x0, 16), v1 = load(p, x0 + 16, 16), v2 = load(p, x0 + 32, 16), v3 = load(p, x0 + 48, 16)
+            lo0 = lo0.replacing(with: v0, where: v0 .< lo0); hi0 = hi0.replacing(with: v0, where: v0 .> hi0)
+            lo1 = lo1.replacing(with: v1, where: v1 .< lo1); hi1 = hi1.replacing(with: v1, where: v1 .> hi1)
+            lo2 = lo2.replacing(with: v2, where: v2 .< lo2); hi2 = hi2.replacing(with: v2, where: v2 .> hi2)
+            lo3 = lo3.replacing(with: v3, where: v3 .< lo3); hi3 = hi3.replacing(with: v3, where: v3 .> hi3)
+        }
+        let q0 = parameters(lo: lo0, hi: hi0), q1 = parameters(lo: lo1, hi: hi1)
+        let q2 = parameters(lo: lo2, hi: hi2), q3 = parameters(lo: lo3, hi: hi3)
+        var c0 = 0
+        for b in 0 ..< g.blocks {
+            var w0 = SIMD16<UInt32>(), w1 = SIMD16<UInt32>(), w2 = SIMD16<UInt32>(), w3 = SIMD16<UInt32>()
+            for i in 0 ..< 4 where c0 + i < s.inChannels {
+                let p = row + (c0 + i) * plane
+                let shift = UInt32(8 * i)
+                w0 |= byteBits(clampToByte(roundToEven(load(p, x0, 16) * q0.inverse) + q0.zeroF)) &<< shift
+                w1 |= byteBits(clampToByte(roundToEven(load(p, x0 + 16, 16) * q1.inverse) + q1.zeroF)) &<< shift
+                w2 |= byteBits(clampToByte(roundToEven(load(p, x0 + 32, 16) * q2.inverse) + q2.zeroF)) &<< shift
+                w3 |= byteBits(clampToByte(roundToEven(load(p, x0 + 48, 16) * q3.inverse) + q3.zeroF)) &<< shift
+            }
+            let dst = UnsafeMutableRawPointer(tensor + b * g.planePixels + at)
+            dst.storeBytes(of: w0, as: SIMD16<UInt32>.self)
+            dst.storeBytes(of: w1, toByteOffset: 64, as: SIMD16<UInt32>.self)
+            dst.storeBytes(of: w2, toByteOffset: 128, as: SIMD16<UInt32>.self)
+            dst.storeBytes(of: w3, toByteOffset: 192, as: SIMD16<UInt32>.self)
+            c0 += 4
+        }
+        @inline(__always) func store(_ q: (inverse: F, scale: F, zeroF: F, zero: SIMD16<Int32>), _ k: Int) {
+            UnsafeMutableRawPointer(scales + at + 16 * k).storeBytes(of: q.scale, as: F.self)
+            UnsafeMutableRawPointer(zeros + at + 16 * k).storeBytes(of: q.zero, as: SIMD16<Int32>.self)
+        }
+        store(q0, 0); store(q1, 1); store(q2, 2); store(q3, 3)
+    }
+
     /// Quantises `len` ≤ 16 pixels of one row (all channels) and stores them at padded position `at`.
     @inline(__always)
     func quantizeRun(_ row: UnsafePointer<Float>, plane: Int, x0: Int, len: Int, at: Int) {
@@ -183,13 +243,7 @@ private struct QuantizeTask: ParallelTask {
             lo = lo.replacing(with: v, where: v .< lo)
             hi = hi.replacing(with: v, where: v .> hi)
         }
-        // U8PixelQuant.parameters, lane-wise, in the same operation order.
-        let range = hi - lo
-        let valid = (range .> 0) .& (range .< .infinity)
-        let inverse = F(repeating: 0).replacing(with: 255 / range, where: valid)
-        let pixelScale = F(repeating: 0).replacing(with: range / 255, where: valid)
-        let zeroF = F(repeating: 0).replacing(with: clampToByte(roundToEven(-lo * inverse)), where: valid)
-        let zero = SIMD16<Int32>(truncatingIfNeeded: byteBits(zeroF))
+        let (inverse, pixelScale, zeroF, zero) = parameters(lo: lo, hi: hi)
         var c0 = 0
         for b in 0 ..< g.blocks {
             var word = SIMD16<UInt32>()
@@ -233,8 +287,17 @@ private struct QuantizeTask: ParallelTask {
     }
 }
 
-/// Worker t computes tasks [tasks·t/workers, tasks·(t+1)/workers) of (panel, tile), tiles innermost so a
-/// worker keeps one weight panel in L1 across its tiles.
+/// The weight size up to which `conv2dQ8` walks output tiles outermost (see `Q8ComputeTask`): half the L2 of a
+/// Cortex-A76 core, a quarter of this machine's.
+enum Q8ConvTileMajor {
+    static let weightBytes = 256 << 10
+}
+
+/// Worker t computes tasks [tasks·t/workers, tasks·(t+1)/workers) of (panel, tile). Small weights (at most
+/// `Q8ConvTileMajor.weightBytes`) run panels innermost, so each tile's activations are read once from memory and
+/// the weights stay in L2 — what 1×1 and few-channel layers at large images need (panel-major, the quantised
+/// image, 16 MB for 256 channels at 256×256, was streamed once per panel: 16 times at 128 outputs). Larger weights
+/// run tiles innermost, keeping one weight panel in L1 across its tiles. The order changes no arithmetic.
 private struct Q8ComputeTask: ParallelTask {
     let s: Conv2DShape, g: Q8ConvGeometry
     let weights: Q8ConvWeights
@@ -253,8 +316,9 @@ private struct Q8ComputeTask: ParallelTask {
         let tile = tiles + 128 * t
         let (ho, wo, o) = (s.outHeight, s.outWidth, s.outChannels)
         let rowTiles = (wo + 15) / 16
+        let tileMajor = weights.panels * g.taps * g.blocks * 32 <= Q8ConvTileMajor.weightBytes
         for task in Threads.share(t, of: tasks, workers: workers) {
-            let panel = task / g.tilesPerPanel, rest = task % g.tilesPerPanel
+            let (panel, rest) = tileMajor ? (task % weights.panels, task / weights.panels) : (task / g.tilesPerPanel, task % g.tilesPerPanel)
             let (oy, x0) = g.flat ? (0, 0) : (rest / rowTiles, (rest % rowTiles) * 16)
             let position = g.flat ? rest * 16 : oy * g.paddedWidth + x0
             let a = weights.values + panel * g.taps * g.blocks * 32

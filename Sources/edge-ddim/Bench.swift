@@ -25,6 +25,10 @@ struct Bench: ParsableCommand {
                                valueName: "auto|on|off"))
     var int8Activations: String = "auto"
 
+    @Option(help: ArgumentHelp("3×3 convolutions with fp32 activations: Winograd where it is faster (on), or the direct kernel (off).",
+                               valueName: "on|off"))
+    var winograd: String = "on"
+
     @OptionGroup var memory: MaxMemoryOption
 
     func run() throws {
@@ -38,10 +42,12 @@ struct Bench: ParsableCommand {
         case "off": int8 = false
         default: throw EdgeError.usage("--int8-activations must be auto, on or off, got \(int8Activations)")
         }
+        guard winograd == "on" || winograd == "off" else { throw EdgeError.usage("--winograd must be on or off, got \(winograd)") }
         let limit = try memory.limit()
         let file = try openModel(model, limit: limit)
-        try limit.check(model: file, batch: count, threads: Threads(threads))
-        let result = try UNetBenchmark.run(model: file, batch: count, threads: Threads(threads), iterations: iterations, int8Activations: int8)
+        try limit.check(model: file, batch: count, threads: Threads(threads), winograd: winograd == "on")
+        let result = try UNetBenchmark.run(model: file, batch: count, threads: Threads(threads), iterations: iterations, int8Activations: int8,
+                                            winograd: winograd == "on")
         if json {
             print(result.json)
         } else {

@@ -68,6 +68,10 @@ struct Sample: ParsableCommand {
     @Option(help: "Start from this x_T (float32 N×C×H×W .npy of unit-variance noise, scaled by the sampler's init_noise_sigma as diffusers scales given latents) instead of seeded noise.")
     var initNoise: String?
 
+    @Option(help: ArgumentHelp("3×3 convolutions with fp32 activations: Winograd where it is faster (on), or the direct kernel, whose fp32 weights take a quarter of the memory (off).",
+                               valueName: "on|off"))
+    var winograd: String = "on"
+
     @Flag(help: "No progress lines.")
     var quiet = false
 
@@ -85,6 +89,8 @@ struct Sample: ParsableCommand {
         options.clipSample = clipSample
         options.batch = batch
         options.threads = Threads(threads)
+        guard winograd == "on" || winograd == "off" else { throw EdgeError.usage("--winograd must be on or off, got \(winograd)") }
+        options.winograd = winograd == "on"
         try checkWritable(output)
         if let npy { try checkWritable(npy) }
         if let latents { try checkWritable(latents) }

@@ -4,6 +4,8 @@ import _EdgeCore
 import EdgeModelFile
 import EdgeConvert
 import EdgeDDIM
+import EdgeUNet
+import _EdgeQuant
 
 /// The sampling loop allocates nothing: every buffer is planned and allocated when the pipeline is built.
 final class AllocationTests: XCTestCase {
@@ -40,6 +42,52 @@ final class AllocationTests: XCTestCase {
                 counts[steps] = n
             }
             XCTAssertEqual(counts[10], counts[20], setting.label)
+        }
+    }
+
+    /// Every convolution kernel the lowering picks runs without allocating: Winograd with weights transformed at
+    /// load (fp32, fp16) and per call (int8 weights, fp32 activations), the direct kernel (`winograd: false`) and
+    /// int8 activations, on a UNet with 32 channels at 32×32 (F(4,3) at 32 and 16 pixels).
+    func testEveryConvolutionKernelAllocatesNothing() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        for weights in [WeightType.f32, .f16, .q8PerChannel] {
+            let path = temp + "/cifar10-like-\(weights).edm"
+            try Converter.convert(folder: fixturesRoot + "/unet/cifar10-like", output: path, weights: weights)
+            let model = try ModelFile(path: path)
+            for int8 in weights == .q8PerChannel ? [false, true] : [false] {
+                for winograd in [true, false] {
+                    let unet = try UNet(model: model, batch: 1, threads: Threads(2), int8Activations: int8, winograd: winograd)
+                    unet.sample.update(repeating: 0.5)
+                    unet.timesteps.update(repeating: 500)
+                    unet.run()
+                    let n = try fewestAllocations(attempts: 2) { unet.run() }
+                    XCTAssertEqual(n, 0, "\(weights) weights, int8 activations \(int8), winograd \(winograd): \(n) heap allocations per evaluation")
+                }
+            }
+        }
+    }
+
+    /// The sampling loop on full-size models, when $EDGE_DDIM_ALLOCATION_MODELS names them (colon-separated .edm
+    /// paths, e.g. the conversions of tools/reference/make_full_size.py's google/ddpm-cifar10-32): a 2-step and a
+    /// 4-step run of one image allocate nothing. Skipped otherwise (no full-size model is a fixture).
+    func testFullSizeSamplingLoopsAllocateNothing() throws {
+        guard let list = ProcessInfo.processInfo.environment["EDGE_DDIM_ALLOCATION_MODELS"] else {
+            throw XCTSkip("EDGE_DDIM_ALLOCATION_MODELS is not set")
+        }
+        for path in list.split(separator: ":").map(String.init) {
+            let model = try ModelFile(path: path)
+            for steps in [2, 4] {
+                var options = SamplingOptions()
+                options.steps = steps
+                options.count = 1
+                options.threads = Threads(2)
+                let pipeline = try SamplingPipeline(model: model, options: options)
+                try pipeline.run()
+                let n = try fewestAllocations(attempts: 1) { try pipeline.run() }
+                XCTAssertEqual(n, 0, "\(path), \(steps) steps: \(n) heap allocations inside the sampling loop")
+                print("\(path), \(steps) steps: \(n) heap allocations inside the sampling loop")
+            }
         }
     }
 

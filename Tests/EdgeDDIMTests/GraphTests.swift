@@ -2,6 +2,7 @@ import XCTest
 import _EdgeCore
 import _EdgeQuant
 import EdgeGraph
+import _EdgeKernels
 import EdgeModelFile
 import EdgeConvert
 @_spi(Testing) import EdgeUNet
@@ -120,6 +121,13 @@ final class GraphTests: XCTestCase {
                             // fp32 panels at load, but for int8 weights on fp32 activations (packed per call).
                             XCTAssertTrue(!int8 || c.shape.stride == 2, name)
                             XCTAssertEqual(p == nil, weights == .q8PerChannel && !int8, name)
+                            XCTAssertNil(WinogradTile.preferred(for: c.shape, weightsTransformedPerCall: p == nil), "\(name): Winograd applies")
+                            packedBytes += p?.bytes ?? 0
+                        case let (.winograd(tile, p), .fast):
+                            // The tile the policy picks; transformed at load unless the weights stay int8 (fp32 activations).
+                            XCTAssertFalse(int8, name)
+                            XCTAssertEqual(p == nil, weights == .q8PerChannel, name)
+                            XCTAssertEqual(tile, WinogradTile.preferred(for: c.shape, weightsTransformedPerCall: p == nil), name)
                             packedBytes += p?.bytes ?? 0
                         default: XCTFail("\(name): \(c.kernel) on \(backend)")
                         }

@@ -2,6 +2,7 @@ import XCTest
 import _EdgeCore
 import _EdgeQuant
 import _EdgeKernels
+import EdgeGraph
 
 /// The measurements in docs/KERNELS.md. Skipped unless asked for, because they take tens of seconds:
 ///
@@ -66,6 +67,62 @@ final class KernelBenchmarkTests: XCTestCase {
                 String(format: "%.0f", KernelBenchmark.softmaxRows(rows: r, columns: c, reference: reference, threads: Threads(t)).melementsPerSecond)
             }
             report += "| \(r) × \(c) | \(me(true, 1)) | \(me(false, 1)) | \(me(false, 2)) |\n"
+        }
+        print(report)
+    }
+}
+
+/// The measurement behind `WinogradTile.preferred(for:weightsTransformedPerCall:)`: every distinct 3×3 stride-1
+/// convolution of ddpm-fashion-32, google/ddpm-cifar10-32 and google/ddpm-celebahq-256 (batch 1, 2 threads),
+/// timed with the direct kernel and each Winograd tile, with the weights transformed (or packed) at load and,
+/// for int8 weights with fp32 activations, per call. Skipped unless asked for (about two minutes):
+///
+///     EDGE_DDIM_KERNEL_BENCH=1 swift test -c release --skip-build --filter KernelWinogradBenchmarkTests
+final class KernelWinogradBenchmarkTests: XCTestCase {
+    static func architectures() -> [(String, UNetConfig)] {
+        var fashion = UNetConfig()
+        fashion.inChannels = 1; fashion.outChannels = 1; fashion.blockOutChannels = [64, 128, 128, 128]
+        fashion.downBlockTypes = [.down, .attnDown, .down, .down]; fashion.upBlockTypes = [.up, .up, .attnUp, .up]
+        var cifar = UNetConfig()
+        cifar.blockOutChannels = [128, 256, 256, 256]; cifar.downsamplePadding = 0; cifar.attentionHeadDim = nil
+        cifar.downBlockTypes = [.down, .attnDown, .down, .down]; cifar.upBlockTypes = [.up, .up, .attnUp, .up]
+        var celeba = UNetConfig()
+        celeba.sampleSize = 256; celeba.blockOutChannels = [128, 128, 256, 256, 512, 512]; celeba.downsamplePadding = 0
+        celeba.attentionHeadDim = nil
+        celeba.downBlockTypes = [.down, .down, .down, .down, .attnDown, .down]; celeba.upBlockTypes = [.up, .attnUp, .up, .up, .up, .up]
+        return [("ddpm-fashion-32", fashion), ("ddpm-cifar10-32", cifar), ("ddpm-celebahq-256", celeba)]
+    }
+
+    func testWinogradTileChoice() throws {
+        guard !(ProcessInfo.processInfo.environment["EDGE_DDIM_KERNEL_BENCH"] ?? "").isEmpty else {
+            throw XCTSkip("set EDGE_DDIM_KERNEL_BENCH=1 to measure kernel throughput")
+        }
+        let threads = Threads(2)
+        var seen: [String] = []
+        var report = "| model | 3×3 conv (in→out, output side) | direct, packed at load | F(2,3) | F(4,3) | F(6,3) | chosen "
+            + "| int8 weights per call: direct | F(2,3) | F(4,3) | F(6,3) | chosen |\n" + String(repeating: "| --- ", count: 12) + "|\n"
+        for (name, config) in Self.architectures() {
+            let graph = UNet2DModelGraph.build(config, batch: 1).foldingUpsampleIntoConvolutions()
+            for node in graph.nodes {
+                guard case let .conv2d(c) = node.op, WinogradTile.supports(c.shape) else { continue }
+                let s = c.shape
+                let key = "\(s.inChannels)→\(s.outChannels), \(s.outHeight)\(c.upsampledInput ? " (upsampled input)" : "")"
+                if seen.contains(name + key) { continue }
+                seen.append(name + key)
+                let repetitions = s.multiplyAccumulates > 2_000_000_000 ? 3 : 8
+                func ms(_ kernel: KernelBenchmark.ConvKernel, _ type: WeightType) -> Double {
+                    KernelBenchmark.conv2D(s, upsampledInput: c.upsampledInput, weightType: type, kernel: kernel, threads: threads,
+                                           repetitions: repetitions).seconds * 1000
+                }
+                func row(perCall: Bool) -> String {
+                    let type: WeightType = perCall ? .q8PerChannel : .f32
+                    let direct = ms(perCall ? .fast(.native) : .fastPrepacked, type)
+                    let tiles = WinogradTile.allCases.map { ms(.winograd($0, pretransformed: !perCall), type) }
+                    let chosen = WinogradTile.preferred(for: s, weightsTransformedPerCall: perCall)
+                    return String(format: " %.3f | %.3f | %.3f | %.3f | %@ |", direct, tiles[0], tiles[1], tiles[2], chosen?.description ?? "direct")
+                }
+                report += "| \(name) | \(key) |" + row(perCall: false) + row(perCall: true) + "\n"
+            }
         }
         print(report)
     }

@@ -35,6 +35,10 @@ final class KernelQ8ConvTests: XCTestCase {
         // Row tiles with a partial last tile (31 = 16 + 15); the others above with Wo < 16 or W = 17, 33, 34
         // take flat tiles over the padded grid, and 16×16 takes whole row tiles.
         Case(n: 2, c: 9, o: 12, h: 3, w: 31, residual: true, channelBias: true, scale: 0.25),
+        // Rows of 64 pixels or more quantise 64 at a time (70 = 64 + 6; 128 upsampled = 2 × 64 from 64 stored).
+        Case(n: 1, c: 5, o: 9, h: 3, w: 70, residual: true), Case(n: 2, c: 4, o: 8, h: 4, w: 128, upsampled: true, channelBias: true),
+        // Weights over Q8ConvTileMajor.weightBytes (128 × 256 × 9 int8) walk the tiles panel-major; the rest tile-major.
+        Case(n: 1, c: 256, o: 128, h: 4, w: 5, residual: true),
     ]
 
     func testMatchesReferenceBitwise() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # edge-ddim against its peers — ONNX Runtime, OpenVINO (fp32 forced, and its own default, bf16 on CPUs that
-# have it) and ncnn (fp32, Winograd on) — on one UNet, side by side in one run, interleaved, as ratios
+# have it) and ncnn (fp32, Winograd on) — on one UNet (edge-ddim: each weight type, int8 with fp32 activations,
+# and fp32 with Winograd off), side by side in one run, interleaved, as ratios
 # (absolute times on shared machines drift; ratios measured in the same minute do not), plus peak RSS.
 #
 #   tools/benchmarks/compare_peers.sh [--model fashion|cifar10|celebahq256] [--peers ort,openvino,ncnn | ort]
@@ -62,7 +63,7 @@ for p in ${peers//,/ }; do
     *) echo "unknown peer $p (ort, openvino, ncnn)" >&2; exit 2 ;;
   esac
 done
-variants+=(fp32 fp16 int8 int8-fp32act)
+variants+=(fp32 fp32-direct fp16 int8 int8-fp32act)
 declare -A best label
 for r in $(seq "$rounds"); do
   # Interleaved, so every runtime sees the same machine load in each round.
@@ -73,6 +74,7 @@ for r in $(seq "$rounds"); do
       ov-default) out=$(python3 tools/benchmarks/peer_bench.py openvino "$exports.onnx" --precision default --threads "$threads" --iterations "$iterations") ;;
       ncnn) out=$(python3 tools/benchmarks/peer_bench.py ncnn "$exports.ncnn.param" --threads "$threads" --iterations "$iterations") ;;
       int8-fp32act) out=$($bin/edge-ddim bench --model "$work/int8.edm" --threads "$threads" --iterations "$iterations" --int8-activations off --json) ;;
+      fp32-direct) out=$($bin/edge-ddim bench --model "$work/fp32.edm" --threads "$threads" --iterations "$iterations" --winograd off --json) ;;
       *) out=$($bin/edge-ddim bench --model "$work/$variant.edm" --threads "$threads" --iterations "$iterations" --json) ;;
     esac
     if [ "$r" = 1 ]; then
@@ -83,6 +85,7 @@ for r in $(seq "$rounds"); do
           what=""; [ "$variant" = ov-default ] && what=", its default"; [ "$variant" = ncnn ] && what=", Winograd on"
           label[$variant]="$runtime $(field "$out" version | cut -d- -f1) ($(field "$out" precision)$what)" ;;
         int8-fp32act) label[$variant]="edge-ddim int8 weights, fp32 activations" ;;
+        fp32-direct) label[$variant]="edge-ddim fp32 weights, fp32 activations, Winograd off" ;;
         *) label[$variant]="edge-ddim $variant weights, $(field "$out" activations 2>/dev/null || echo fp32) activations" ;;
       esac
     fi
@@ -96,6 +99,7 @@ done
 # Peak resident memory: a whole 10-step generation of one image, and 10 evaluations of each peer in Python.
 rss() { /usr/bin/time -v "$@" 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1000}'; }
 mem_int8=$(rss $bin/edge-ddim --model "$work/int8.edm" --steps 10 --count 1 --threads "$threads" --quiet --output "$work/m.png")
+mem_fp32=$(rss $bin/edge-ddim --model "$work/fp32.edm" --steps 10 --count 1 --threads "$threads" --quiet --output "$work/m.png")
 
 ort=${best[ort]:-}
 echo
@@ -111,6 +115,7 @@ echo
 echo "| peak resident memory | MB |"
 echo "| --- | --- |"
 echo "| edge-ddim --steps 10 --count 1 (int8 conversion) | $mem_int8 |"
+echo "| edge-ddim --steps 10 --count 1 (fp32 conversion, Winograd weights) | $mem_fp32 |"
 for p in ${peers//,/ }; do
   case $p in
     ort) echo "| ONNX Runtime fp32, 10 evaluations (Python process) | $(rss python3 tools/benchmarks/peer_bench.py ort "$exports.onnx" --threads "$threads" --iterations 10 --evaluations-only) |" ;;
