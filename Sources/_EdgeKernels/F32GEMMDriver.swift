@@ -101,6 +101,11 @@ struct F32GemmKBlocks {
 
 @inline(__always) func roundUp(_ x: Int, _ to: Int) -> Int { (x + to - 1) / to * to }
 
+/// The first 64-byte boundary at or after `p`, as floats: where the fp32 kernels start laying out their scratch.
+@inline(__always) func alignedFloats(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(bitPattern: roundUp(Int(bitPattern: p), 64))!.assumingMemoryBound(to: Float.self)
+}
+
 /// Scratch layout of one blocked product: the whole of A packed once (shared), then one slice per thread.
 struct F32GemmScratchLayout {
     let packedAFloats: Int      // roundUp(m, 8) · k
@@ -586,7 +591,7 @@ func runF32Gemm(_ p: F32GemmProblem, tile: F32GemmTile, scratch: UnsafeMutableRa
     var prepacked: UnsafePointer<Float>? = nil
     if case let .packed(pointer) = p.a { prepacked = pointer }
     let layout = F32GemmScratchLayout(m: m, n: n, k: k, prepackedA: prepacked != nil)
-    let aligned = UnsafeMutableRawPointer(bitPattern: roundUp(Int(bitPattern: scratch), 64))!.assumingMemoryBound(to: Float.self)
+    let aligned = alignedFloats(scratch)
     let packedA = prepacked ?? UnsafePointer(aligned)
     let threadBase = aligned + layout.packedAFloats
     let nThreads = threads.count

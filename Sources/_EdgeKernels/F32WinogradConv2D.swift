@@ -185,10 +185,8 @@ public func conv2dWinogradF32(_ tile: WinogradTile, _ shape: Conv2DShape, upsamp
     if let transformedWeight {
         u = transformedWeight
     } else {
-        // The per-thread areas (threads × (staging + one I·9·8 panel)) double as the weight transform's panels.
-        let workers = min(threads.count, (s.outChannels + 7) / 8)
-        threads.parallelFor(workers, WinogradWeightTask(tile: tile, weight: weight, inChannels: s.inChannels, packed: base,
-                                                        panelBuffer: workerBase, workers: workers))
+        // The per-thread areas (threads × (staging + one I·9·8 panel)) are the weight transform's scratch.
+        packWinogradWeightsF32(tile, weight, inChannels: s.inChannels, into: base, scratch: UnsafeMutableRawPointer(workerBase), threads: threads)
         u = UnsafePointer(base)
     }
     let geometry = WinogradGeometry(shape: s, upsampled: upsampledInput, plan: plan)
@@ -208,10 +206,6 @@ public func conv2dWinogradF32(_ tile: WinogradTile, _ shape: Conv2DShape, upsamp
     }
 }
 
-@inline(__always)
-private func alignedFloats(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
-    UnsafeMutableRawPointer(bitPattern: roundUp(Int(bitPattern: p), 64))!.assumingMemoryBound(to: Float.self)
-}
 
 /// What every phase needs to know about the layer.
 struct WinogradGeometry {
