@@ -20,6 +20,8 @@ public struct UNetBenchmark: Sendable {
     public struct LayerTime: Sendable {
         public var name: String
         public var kind: String
+        /// What computed it: "q8" (int8 activations), "f32", "f32, int8 weights per call", "winograd F(m×m,3×3)" …
+        public var kernel: String
         public var milliseconds: Double
         public var gflops: Double
     }
@@ -51,7 +53,7 @@ public struct UNetBenchmark: Sendable {
         }
         let layerTimes = layers.indices.map { i -> LayerTime in
             let m = Self.median(perLayer[i])
-            return LayerTime(name: layers[i].name, kind: layers[i].kind, milliseconds: m * 1e3,
+            return LayerTime(name: layers[i].name, kind: layers[i].kind, kernel: layers[i].kernel, milliseconds: m * 1e3,
                              gflops: m > 0 ? 2 * Double(layers[i].multiplyAccumulates) / m / 1e9 : 0)
         }
         return UNetBenchmark(medianMilliseconds: median * 1e3, minMilliseconds: times.min()! * 1e3,
@@ -77,7 +79,7 @@ public struct UNetBenchmark: Sendable {
         "{\"unet_ms_median\": \(fixed(medianMilliseconds, decimals: 3)), \"unet_ms_min\": \(fixed(minMilliseconds, decimals: 3)), "
             + "\"gflops\": \(fixed(gflops, decimals: 2)), \"threads\": \(threads), \"batch\": \(batch), \"iterations\": \(iterations), \"activations\": \"\(activations)\", "
             + "\"layers\": [" + layers.map { l in
-                "{\"name\": \"\(l.name)\", \"kind\": \"\(l.kind)\", \"ms\": \(fixed(l.milliseconds, decimals: 4)), \"gflops\": \(fixed(l.gflops, decimals: 1))}"
+                "{\"name\": \"\(l.name)\", \"kind\": \"\(l.kind)\", \"kernel\": \"\(l.kernel)\", \"ms\": \(fixed(l.milliseconds, decimals: 4)), \"gflops\": \(fixed(l.gflops, decimals: 1))}"
             }.joined(separator: ", ") + "]}"
     }
 }

@@ -87,6 +87,11 @@ extension SamplingPipeline {
         try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
     }
 
+    /// `unetWorkingBytes` in its two parts: the arena (activations and scratch) and the weights packed at load.
+    public static func unetMemory(model: ModelFile, options: SamplingOptions) throws -> (arena: Int, packedWeights: Int) {
+        try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads)
+    }
+
     /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model. In a
     /// sampling pipeline its arena is the UNet's (`checkedWorkingBytes` counts the larger once).
     public static func decoderWorkingBytes(model: ModelFile, threads: Threads) throws -> Int? {

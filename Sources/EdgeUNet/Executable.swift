@@ -31,8 +31,8 @@ final class Executable: @unchecked Sendable {
         let arena = shared ?? Arena(byteCount: program.plan.totalBytes)
         precondition(arena.byteCount >= program.plan.totalBytes, "a shared arena of \(arena.byteCount) bytes for a plan of \(program.plan.totalBytes)")
         self.arena = arena
-        pointers = program.plan.offsets.prefix(program.bufferFloats.count).map { arena.floats(at: $0) }
-        scratch = arena.base + program.plan.offsets[program.scratchIndex]
+        pointers = program.slots.map { arena.floats(at: program.plan.offsets[$0]) }
+        scratch = arena.base + program.plan.offsets[program.scratchSlot]
         // Pack every weight the kernels asked for once, then let the mapped originals leave resident memory.
         let memory = program.packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: program.packedBytes, alignment: 64) : nil
         packedMemory = memory
@@ -134,8 +134,10 @@ final class Executable: @unchecked Sendable {
             switch c.kernel {
             case .reference: convReference(c)
             case let .q8(packed):
-                conv2dQ8(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weights: q8Panels(packed), bias: c.bias,
-                         output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias), scratch: scratch, threads: threads)
+                conv2dQ8(c.shape, upsampledInput: c.upsampledInput, input: p(c.input),
+                         concatenated: p(c.concatenated).map { ($0, c.concatenatedChannels) }, weights: q8Panels(packed), bias: c.bias,
+                         output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias), inputNorm: c.inputNorm,
+                         scratch: scratch, threads: threads)
             case let .f32(packed):
                 conv2dF32(c.shape, upsampledInput: c.upsampledInput, input: p(c.input), weight: c.weight, packedWeight: f32Panels(packed),
                           bias: c.bias, output: p(c.output), residual: p(c.residual), scale: c.scale, channelBias: p(c.channelBias),
@@ -154,6 +156,10 @@ final class Executable: @unchecked Sendable {
             case let .reference(tokens, projected, scores): attentionReference(a, tokensBuffer: tokens, projected: projected, scores: scores)
             case let .fast(projections): attentionFast(a, projections)
             }
+        case let .toHalf(i, o, count):
+            convertF32ToF16(p(i), count: count, into: UnsafeMutableRawPointer(p(o)).assumingMemoryBound(to: UInt16.self), threads: threads)
+        case let .fromHalf(i, o, count):
+            convertF16ToF32(UnsafeRawPointer(p(i)).assumingMemoryBound(to: UInt16.self), count: count, into: p(o), threads: threads)
         case let .vectorQuantize(i, o, codebook, entries, dimension, pixels):
             vectorQuantizeRef(input: p(i), codebook: codebook, batch: batch, entries: entries, dimension: dimension, pixels: pixels, output: p(o))
         }

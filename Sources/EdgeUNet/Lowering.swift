@@ -85,16 +85,53 @@ public enum UNetBackend: String, Sendable, CaseIterable {
     case attention(AttentionStep)
     /// `vectorQuantizeRef` over [N, E, P] with codebook [K, E].
     case vectorQuantize(input: BufferID, output: BufferID, codebook: UnsafePointer<Float>, entries: Int, dimension: Int, pixels: Int)
+    /// `convertF32ToF16` of `count` values: `output` holds them as binary16 (⌈count/2⌉ floats of arena).
+    case toHalf(input: BufferID, output: BufferID, count: Int)
+    /// `convertF16ToF32`: the inverse.
+    case fromHalf(input: BufferID, output: BufferID, count: Int)
+}
+
+extension Step {
+    /// The kernel this step runs, as `bench --json` reports it: "q8" (int8 activations, `conv2dQ8`), "f32",
+    /// "f32, int8 weights per call" (fp32 activations; the weights stay int8 in memory), "winograd F(m×m,3×3)"
+    /// (with ", int8 weights per call" likewise), "f16" (a skip connection's conversion) or "reference".
+    public var kernelDescription: String {
+        switch self {
+        case let .conv2d(c):
+            switch c.kernel {
+            case .reference: return "reference"
+            case let .f32(packed): return packed == nil ? "f32, int8 weights per call" : "f32"
+            case .q8: return "q8"
+            case let .winograd(tile, transformed): return "winograd \(tile)" + (transformed == nil ? ", int8 weights per call" : "")
+            }
+        case let .attention(a):
+            guard case let .fast(projections) = a.kernel else { return "reference" }
+            switch projections.q {
+            case .q8: return "q8"
+            case let .f32(_, packed): return packed == nil ? "f32, int8 weights per call" : "f32"
+            }
+        case let .linear(_, _, _, _, _, _, fast), let .groupNorm(_, _, _, _, _, _, _, _, _, fast):
+            return fast ? "f32" : "reference"
+        case .toHalf, .fromHalf: return "f16"
+        default: return "f32"
+        }
+    }
 }
 
 @_spi(Testing) public struct ConvStep {
     public var shape: Conv2DShape
     public var upsampledInput: Bool
     public var input: BufferID, output: BufferID
+    /// The second half of a concatenation the convolution reads in place of its written value (`conv2dQ8`
+    /// only): the input is torch.cat((input, concatenated), dim=1), `concatenatedChannels` of them from here.
+    public var concatenated: BufferID?, concatenatedChannels: Int
     public var weight: WeightMatrix
     public var bias: UnsafePointer<Float>
     public var channelBias: BufferID?, residual: BufferID?
     public var scale: Float
+    /// The GroupNorm (+ SiLU) folded into the convolution's input (`conv2dQ8` only): `input` is then the
+    /// norm's input, and the normalised tensor is never written.
+    public var inputNorm: Q8InputNorm?
     public var kernel: ConvKernel
 }
 
@@ -136,9 +173,13 @@ public enum UNetBackend: String, Sendable, CaseIterable {
     /// Floats of every buffer, by BufferID.index (0 for a graph value no step touches, e.g. an upsampled
     /// image folded into the convolution that reads it).
     public var bufferFloats: [Int]
+    /// The arena slot of each buffer, by BufferID.index: its own, or the slot of the buffer it overwrites (a
+    /// convolution's output written over its dead residual or input, which the kernel allows).
+    public var slots: [Int]
+    /// Byte offset of each slot; the scratch is slot `scratchSlot`.
     public var plan: MemoryPlan
     /// Index into `plan.offsets` of the scratch all steps share (they run one at a time).
-    public var scratchIndex: Int
+    public var scratchSlot: Int
     public var packed: [PackedWeight]
     public var packedBytes: Int
     /// Graph stages (name, the step after which the value is complete, the buffer).
@@ -162,15 +203,51 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
     return (program.plan.totalBytes, program.packedBytes)
 }
 
+/// Where int8 activations pay on the int8 path, measured layer by layer against the fp32 path
+/// (`tools/benchmarks/compare_layers.sh`, 2026-12-03): elsewhere a convolution runs `conv2dF32` on its int8
+/// weights, dequantised once at load. Both rules look at one image, so the choice (and every image's result)
+/// does not depend on the batch.
+public enum Q8Policy {
+    /// conv_in (3 channels) took 1.65–1.98× the fp32 time at 32×32: quantising a pixel costs the same for 3
+    /// values as for 64, and there are only 27 multiply-adds per output channel to save.
+    public static let minimumInputChannels = 8
+    /// 1×1 convolutions and attention projections over 8×8 and 4×4 images took 1.2–1.9× the fp32 time: the
+    /// quantise pass and two fork/joins outweigh the products, and no 3×3 taps reuse the quantised input.
+    public static let minimumPointwisePositions = 256
+
+    public static func pays(_ s: Conv2DShape) -> Bool {
+        conv2dQ8Supports(s) && s.inChannels >= minimumInputChannels
+            && (s.kernel > 1 || s.outHeight * s.outWidth >= minimumPointwisePositions)
+    }
+}
+
+/// Skip connections of at least this many values per image wait in binary16 (see `lower`): 2²⁰ (4 MiB in fp32)
+/// takes those of 128×128 images and larger, where the memory is (at 256×256 they save 32 MiB), and leaves the
+/// 32×32 checkpoints, whose whole arena is a few MB, their fp32 skips and so their results. Per image, so the
+/// choice, and every image's result, does not depend on the batch.
+public let halfSkipMinimumValuesPerImage = 1 << 20
+
 /// Lowers `graph` for `backend`: the fast backend first folds upsampling into convolutions; then each node
 /// is bound to the model file's weights (by its checkpoint names) and resolved to one kernel, with the
 /// weights that kernel wants packed at load and the scratch it needs; last, buffer lifetimes give the
 /// memory plan. A missing or misshapen weight is an error naming it.
 ///
-/// A convolution runs on the first of these that applies: `conv2dQ8` (int8 path); `conv2dWinogradF32` with the
+/// A convolution runs on the first of these that applies: `conv2dQ8` (int8 path, where `Q8Policy` says it pays); `conv2dWinogradF32` with the
 /// tile `WinogradTile.preferred` picks for its shape, when `winograd`; `conv2dF32`.
+///
+/// On the int8 path five rewrites keep fewer full-size activations alive (at 256×256 each is 32 MiB per 128
+/// channels): a GroupNorm (+ SiLU) whose only reader is an int8 convolution is folded into it (`inputNorm`);
+/// a concatenation whose readers are all int8 convolutions (or norms folded into them) is not written, they
+/// read its two halves (`concatenated`);
+/// a 1×1 shortcut convolution runs before the first other reader of its input, so that input can die at the
+/// ResNet block's first convolution; and an int8 convolution writes its output over its residual or its input
+/// when that tensor dies there (`conv2dQ8` quantises the input whole first, and reads each residual value
+/// just before writing the output over it). A large skip connection waiting for its up block (the second half of
+/// such a concatenation; `halfSkipMinimumValuesPerImage`) is kept in binary16 meanwhile (`convertF32ToF16`,
+/// restored just before its readers): half the bytes, and a rounding (≤ 2⁻¹¹ relative) well under the per-pixel
+/// int8 step its readers quantise it to.
 @_spi(Testing) public func lower(_ source: Graph, model: some WeightSource, backend: UNetBackend, threads: Threads, int8: Bool,
-                                 winograd: Bool = true) throws -> Program {
+                                 winograd: Bool = true, halfSkipMinimumValues: Int = halfSkipMinimumValuesPerImage) throws -> Program {
     let graph = backend == .fast ? source.foldingUpsampleIntoConvolutions() : source
     let batch = graph.batch
     let fast = backend == .fast
@@ -196,15 +273,69 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
         packedBytes += p.bytes
         return p
     }
-    /// fp32 panels packed at load for fp32 and fp16 weights; int8 weights only on the int8 path (for the few
-    /// convolutions it leaves to fp32: the stride-2 downsamplers).
+    /// fp32 panels packed at load for fp32 and fp16 weights; int8 weights only on the int8 path, for the
+    /// convolutions it leaves to fp32 (`Q8Policy`: conv_in, 1×1 layers of small images).
     func packsAtLoad(_ weight: WeightMatrix) -> Bool { weight.type != .q8PerChannel || int8 }
     func f32Panels(_ weight: WeightMatrix) -> PackedWeight? {
         packsAtLoad(weight) ? pack(weight, .f32Panels) : nil
     }
 
-    var steps: [Step] = [], scratch: [Int] = []
-    for node in graph.nodes {
+    // The int8 path's rewrites (see above): which GroupNorm outputs fold into their convolution, and the order.
+    var readers = [Int](repeating: 0, count: graph.values.count)
+    for node in graph.nodes { for v in node.op.inputs { readers[v.index] += 1 } }
+    for v in graph.outputs.map(\.value) + graph.stages.map(\.value) { readers[v.index] += 1 }   // observed: stays written
+    func runsQ8(_ c: GraphOp.Conv2D) throws -> Bool {
+        guard fast, int8, Q8Policy.pays(c.shape) else { return false }
+        return try matrix(c.weight).type == .q8PerChannel
+    }
+    var norms: [Int: GraphOp.GroupNorm] = [:]   // GroupNorm outputs folded into their reader, by value index
+    var virtualConcatenations: [Int: (a: ValueID, b: ValueID, channelsB: Int)] = [:]   // concatenations read in place, by value
+    var order = Array(graph.nodes.indices)
+    if fast && int8 {
+        var producers: [Int: GraphOp.GroupNorm] = [:]
+        for node in graph.nodes { if case let .groupNorm(g) = node.op { producers[g.output.index] = g } }
+        for node in graph.nodes {
+            if case let .conv2d(c) = node.op, !c.upsampledInput, let g = producers[c.input.index], readers[c.input.index] == 1, try runsQ8(c) {
+                norms[c.input.index] = g
+            }
+        }
+        var concatenations: [Int: (a: ValueID, b: ValueID, channelsB: Int)] = [:]
+        for node in graph.nodes { if case let .concat(a, _, b, cb, _, o) = node.op { concatenations[o.index] = (a, b, cb) } }
+        for (value, parts) in concatenations {
+            // Every reader must be an int8 convolution taking it as its input, or a norm folded into one.
+            var ok = 0
+            for node in graph.nodes {
+                switch node.op {
+                case let .conv2d(c) where c.input.index == value && !c.upsampledInput && c.residual?.index != value && c.channelBias?.index != value:
+                    if try runsQ8(c) { ok += 1 }
+                case let .groupNorm(g) where g.input.index == value && norms[g.output.index] != nil:
+                    ok += 1
+                default: break
+                }
+            }
+            if ok == readers[value] { virtualConcatenations[value] = parts }
+        }
+        for (i, node) in graph.nodes.enumerated() {
+            guard case let .conv2d(c) = node.op, c.shape.kernel == 1, c.channelBias == nil, c.residual == nil, try runsQ8(c),
+                  let firstReader = graph.nodes.firstIndex(where: { $0.op.inputs.contains(c.input) }), firstReader < i else { continue }
+            let at = order.firstIndex(of: firstReader)!
+            order.remove(at: order.firstIndex(of: i)!)
+            order.insert(i, at: at)
+        }
+    }
+
+    var steps: [Step] = [], scratch: [Int] = [], names: [String] = [], kinds: [String] = [], macs: [Int] = []
+    for index in order {
+        let node = graph.nodes[index]
+        let stepsBefore = steps.count
+        var kind = node.op.kind
+        defer {
+            if steps.count > stepsBefore {
+                names.append(node.name)
+                kinds.append(kind)
+                macs.append(Int(node.op.multiplyAccumulates(batch: batch)))
+            }
+        }
         switch node.op {
         case let .timestepEmbedding(t, o, dimension, flip, shift):
             steps.append(.timestepEmbedding(timesteps: buffer(t), output: buffer(o), dimension: dimension, flipSinToCos: flip, freqShift: shift))
@@ -221,6 +352,7 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
             steps.append(.silu(input: buffer(i), output: buffer(o), count: count))
             scratch.append(0)
         case let .groupNorm(g):
+            if norms[g.output.index] != nil { continue }   // its convolution applies it
             steps.append(.groupNorm(input: buffer(g.input), output: buffer(g.output), channels: g.channels, pixels: g.pixels, groups: g.groups,
                                     eps: g.eps, gamma: try vector(g.gamma), beta: try vector(g.beta), applySiLU: g.applySiLU, fast: fast))
             scratch.append(0)
@@ -228,13 +360,28 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
             let weight = try matrix(c.weight)
             let kernel: ConvKernel
             let bytes: Int
+            let norm = norms[c.input.index]
+            var input = buffer(c.input)
+            var inputNorm: Q8InputNorm? = nil
+            if let norm {
+                input = buffer(norm.input)
+                inputNorm = Q8InputNorm(groups: norm.groups, eps: norm.eps, gamma: try vector(norm.gamma), beta: try vector(norm.beta),
+                                        applySiLU: norm.applySiLU)
+                kind = "\(norm.applySiLU ? "group_norm_silu" : "group_norm")+\(kind)"
+            }
+            var concatenated: (buffer: BufferID, channels: Int)? = nil
+            if let parts = virtualConcatenations[input.index] {
+                input = buffer(parts.a)
+                concatenated = (buffer(parts.b), parts.channelsB)
+                kind = "concat+\(kind)"
+            }
             if !fast {
                 precondition(!c.upsampledInput, "the reference backend materialises upsampling")
                 kernel = .reference
                 bytes = 4 * weight.columns
-            } else if int8, weight.type == .q8PerChannel, conv2dQ8Supports(c.shape) {
+            } else if int8, weight.type == .q8PerChannel, Q8Policy.pays(c.shape) {
                 kernel = .q8(packed: pack(weight, .q8(channels: c.shape.inChannels, kernel: c.shape.kernel)))
-                bytes = conv2dQ8ScratchBytes(c.shape, threads: threads)
+                bytes = conv2dQ8ScratchBytes(c.shape, threads: threads, inputNorm: inputNorm != nil)
             } else if winograd, let tile = WinogradTile.preferred(for: c.shape, weightsTransformedPerCall: !packsAtLoad(weight)) {
                 let transformed = packsAtLoad(weight) ? pack(weight, .winograd(tile, channels: c.shape.inChannels)) : nil
                 kernel = .winograd(tile, transformed: transformed)
@@ -244,11 +391,15 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
                 kernel = .f32(packed: panels)
                 bytes = conv2dF32ScratchBytes(c.shape, threads: threads, packedWeight: panels != nil)
             }
-            steps.append(.conv2d(ConvStep(shape: c.shape, upsampledInput: c.upsampledInput, input: buffer(c.input), output: buffer(c.output),
+            precondition(inputNorm == nil && concatenated == nil || { if case .q8 = kernel { true } else { false } }(),
+                         "a folded norm or concatenation needs conv2dQ8")
+            steps.append(.conv2d(ConvStep(shape: c.shape, upsampledInput: c.upsampledInput, input: input, output: buffer(c.output),
+                                          concatenated: concatenated?.buffer, concatenatedChannels: concatenated?.channels ?? 0,
                                           weight: weight, bias: try vector(c.bias), channelBias: c.channelBias.map(buffer),
-                                          residual: c.residual.map(buffer), scale: c.scale, kernel: kernel)))
+                                          residual: c.residual.map(buffer), scale: c.scale, inputNorm: inputNorm, kernel: kernel)))
             scratch.append(bytes)
         case let .concat(a, ca, b, cb, pixels, o):
+            if virtualConcatenations[o.index] != nil { continue }   // its readers read a and b
             steps.append(.concat(a: buffer(a), channelsA: ca, b: buffer(b), channelsB: cb, pixels: pixels, output: buffer(o)))
             scratch.append(0)
         case let .upsampleNearest2x(i, planes, h, w, o):
@@ -265,7 +416,7 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
             if !fast {
                 kernel = .reference(tokensBuffer: temporary(image), projected: temporary(image), scores: temporary(a.tokens))
                 bytes = 4 * a.channels
-            } else if int8, [wq, wk, wv, wo].allSatisfy({ $0.type == .q8PerChannel }), conv2dQ8Supports(projection) {
+            } else if int8, [wq, wk, wv, wo].allSatisfy({ $0.type == .q8PerChannel }), Q8Policy.pays(projection) {
                 let layout = PackedWeight.Layout.q8(channels: a.channels, kernel: 1)
                 kernel = .fast(ProjectionKernels(q: .q8(packed: pack(wq, layout)), k: .q8(packed: pack(wk, layout)),
                                                  v: .q8(packed: pack(wv, layout)), out: .q8(packed: pack(wo, layout))))
@@ -291,6 +442,41 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
         }
     }
 
+    // Skips in binary16 while they wait (int8 path): a virtual concatenation's second half whose other readers
+    // are done long before the convolutions that read it.
+    if fast && int8 {
+        var consumers: [Int: [Int]] = [:]   // buffer index → the convolution steps reading it as `concatenated`
+        for (i, step) in steps.enumerated() { if case let .conv2d(c) = step, let b = c.concatenated { consumers[b.index, default: []].append(i) } }
+        var halfAfter: [Int: [(input: BufferID, half: BufferID, count: Int)]] = [:]
+        var restoreBefore: [Int: [(half: BufferID, output: BufferID, count: Int)]] = [:]
+        for (b, readers) in consumers.sorted(by: { $0.key < $1.key }) {
+            let others = steps.indices.filter { !readers.contains($0) && steps[$0].buffers.contains(BufferID(index: b)) }
+            let count = bufferFloats[b]
+            guard count / batch >= halfSkipMinimumValues, let lastOther = others.max(), readers.min()! > lastOther + 2 else { continue }
+            let half = temporary((count + 1) / 2), restored = temporary(count)
+            halfAfter[lastOther, default: []].append((BufferID(index: b), half, count))
+            restoreBefore[readers.min()!, default: []].append((half, restored, count))
+            for r in readers {
+                guard case var .conv2d(c) = steps[r] else { continue }
+                c.concatenated = restored
+                steps[r] = .conv2d(c)
+            }
+        }
+        var (s2, sc2, n2, k2, m2): ([Step], [Int], [String], [String], [Int]) = ([], [], [], [], [])
+        for i in steps.indices {
+            for r in restoreBefore[i] ?? [] {
+                s2.append(.fromHalf(input: r.half, output: r.output, count: r.count)); sc2.append(0)
+                n2.append("\(names[i]) (skip from fp16)"); k2.append("from_fp16"); m2.append(0)
+            }
+            s2.append(steps[i]); sc2.append(scratch[i]); n2.append(names[i]); k2.append(kinds[i]); m2.append(macs[i])
+            for h in halfAfter[i] ?? [] {
+                s2.append(.toHalf(input: h.input, output: h.half, count: h.count)); sc2.append(0)
+                n2.append("\(names[i]) (skip to fp16)"); k2.append("to_fp16"); m2.append(0)
+            }
+        }
+        (steps, scratch, names, kinds, macs) = (s2, sc2, n2, k2, m2)
+    }
+
     // Lifetimes: from the first step that touches a buffer to the last. The inputs are written before the
     // program starts and the outputs read after it ends, so they span everything. A buffer no step touches
     // takes no memory.
@@ -302,9 +488,30 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
     for (_, v) in graph.inputs { first[v.index] = 0; last[v.index] = max(last[v.index], 0) }
     for (_, v) in graph.outputs { first[v.index] = min(first[v.index], steps.count); last[v.index] = steps.count }
     for i in 0 ..< n where first[i] == Int.max { bufferFloats[i] = 0 }
-    var requests = (0 ..< n).map { i -> MemoryPlan.Buffer in
-        let start = first[i] == Int.max ? 0 : first[i]
-        return MemoryPlan.Buffer(bytes: bufferFloats[i] * 4, first: start, last: max(last[i], start))
+
+    // Slots: an int8 convolution's output goes over its residual, or else an input (either half of a virtual
+    // concatenation), when that tensor dies at this step and is at least as large — for an input, image by image
+    // (conv2dQ8's aliasing contract: each image is quantised before its outputs are written).
+    var slots = Array(0 ..< n)
+    for (i, step) in steps.enumerated() {
+        guard case let .conv2d(c) = step, case .q8 = c.kernel, first[c.output.index] == i else { continue }
+        let out = c.output.index
+        let outputPerImage = c.shape.outputCount / batch
+        let candidates = [c.residual].compactMap { $0 }.filter { bufferFloats[$0.index] >= bufferFloats[out] }
+            + (c.upsampledInput ? [] : [c.input, c.concatenated].compactMap { $0 }.filter { bufferFloats[$0.index] / batch >= outputPerImage })
+        let readOnce = { (b: BufferID) in [c.input, c.concatenated, c.residual, c.channelBias].filter { $0 == b }.count == 1 }
+        if let dying = candidates.first(where: { last[$0.index] == i && readOnce($0) }) { slots[out] = slots[dying.index] }
+    }
+    var slotFloats = [Int](repeating: 0, count: n), slotFirst = [Int](repeating: Int.max, count: n), slotLast = [Int](repeating: -1, count: n)
+    for i in 0 ..< n where bufferFloats[i] > 0 {
+        let s = slots[i]
+        slotFloats[s] = max(slotFloats[s], bufferFloats[i])
+        slotFirst[s] = min(slotFirst[s], first[i])
+        slotLast[s] = max(slotLast[s], last[i])
+    }
+    var requests = (0 ..< n).map { s -> MemoryPlan.Buffer in
+        let start = slotFirst[s] == Int.max ? 0 : slotFirst[s]
+        return MemoryPlan.Buffer(bytes: slotFloats[s] * 4, first: start, last: max(slotLast[s], start))
     }
     requests.append(MemoryPlan.Buffer(bytes: scratch.max() ?? 0, first: 0, last: steps.count))
 
@@ -313,10 +520,8 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
     for (i, step) in steps.enumerated() { writer[step.output.index] = i }
     let stages = graph.stages.map { s in (step: writer[s.value.index], name: s.name, buffer: buffer(s.value), count: bufferFloats[s.value.index]) }
 
-    return Program(steps: steps, names: graph.nodes.map(\.name), kinds: graph.nodes.map(\.op.kind),
-                   multiplyAccumulates: graph.nodes.map { Int($0.op.multiplyAccumulates(batch: batch)) },
-                   bufferFloats: bufferFloats, plan: MemoryPlan(requests), scratchIndex: n, packed: packed, packedBytes: packedBytes,
-                   stages: stages)
+    return Program(steps: steps, names: names, kinds: kinds, multiplyAccumulates: macs, bufferFloats: bufferFloats, slots: slots,
+                   plan: MemoryPlan(requests), scratchSlot: n, packed: packed, packedBytes: packedBytes, stages: stages)
 }
 
 @_spi(Testing) extension Step {
@@ -328,7 +533,7 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
         case let .silu(i, o, _): [i, o]
         case let .affine(i, o, _, _, _): [i, o]
         case let .groupNorm(i, o, _, _, _, _, _, _, _, _): [i, o]
-        case let .conv2d(c): [c.input, c.output] + [c.channelBias, c.residual].compactMap { $0 }
+        case let .conv2d(c): [c.input, c.output] + [c.concatenated, c.channelBias, c.residual].compactMap { $0 }
         case let .concat(a, _, b, _, _, o): [a, b, o]
         case let .upsampleNearest2x(i, _, _, _, o): [i, o]
         case let .attention(a):
@@ -337,6 +542,7 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
             case .fast: [a.input, a.output, a.normed, a.q, a.k, a.v, a.attended]
             }
         case let .vectorQuantize(i, o, _, _, _, _): [i, o]
+        case let .toHalf(i, o, _), let .fromHalf(i, o, _): [i, o]
         }
     }
 
@@ -353,6 +559,7 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
         case let .upsampleNearest2x(_, _, _, _, o): o
         case let .attention(a): a.output
         case let .vectorQuantize(_, o, _, _, _, _): o
+        case let .toHalf(_, o, _), let .fromHalf(_, o, _): o
         }
     }
 }

@@ -27,10 +27,12 @@ public final class UNet: @unchecked Sendable {
     private let executable: Executable
 
     /// The graph of `model`'s UNet for `batch` images, lowered for `backend`: no arena, nothing packed.
-    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool, winograd: Bool) throws -> (Program, Graph) {
+    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool, winograd: Bool,
+                        halfSkipMinimumValues: Int = halfSkipMinimumValuesPerImage) throws -> (Program, Graph) {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         let graph = UNet2DModelGraph.build(model.unet, batch: batch)
-        return (try lower(graph, model: model, backend: backend, threads: threads, int8: int8, winograd: winograd), graph)
+        return (try lower(graph, model: model, backend: backend, threads: threads, int8: int8, winograd: winograd,
+                          halfSkipMinimumValues: halfSkipMinimumValues), graph)
     }
 
     /// Bytes a UNet of `model` needs for `batch` images (arena and packed weights), without allocating them.
@@ -55,13 +57,22 @@ public final class UNet: @unchecked Sendable {
     ///   transformed weights of F(4,3) take 4× the fp32 weights' memory).
     /// - arena: activations placed here (at least `memory(...).arena` bytes) instead of an arena of its own,
     ///   for a pipeline whose UNet and decoder never run at once.
-    public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
-                winograd: Bool = true, arena: Arena? = nil) throws {
+    public convenience init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
+                            winograd: Bool = true, arena: Arena? = nil) throws {
+        try self.init(model: model, batch: batch, threads: threads, backend: backend, int8Activations: int8Activations, winograd: winograd,
+                      arena: arena, halfSkipMinimumValues: halfSkipMinimumValuesPerImage)
+    }
+
+    /// For tests: skip connections of at least `halfSkipMinimumValues` values per image are kept in binary16 (the
+    /// int8 path; see `lower`), so fixture-sized models can take the path that only large images take by default.
+    @_spi(Testing) public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast,
+                               int8Activations: Bool? = nil, winograd: Bool = true, arena: Arena? = nil, halfSkipMinimumValues: Int) throws {
         self.threads = threads
         self.backend = backend
         let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
         self.int8Activations = int8
-        let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8, winograd: winograd)
+        let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8, winograd: winograd,
+                                                halfSkipMinimumValues: halfSkipMinimumValues)
         self.config = model.unet
         self.batch = batch
         let executable = Executable(program, weights: model, batch: batch, threads: threads, arena: arena)
@@ -98,13 +109,16 @@ public final class UNet: @unchecked Sendable {
     public struct Layer: Sendable {
         public var name: String
         public var kind: String
+        /// The kernel the step runs (`Step.kernelDescription`).
+        public var kernel: String
         public var multiplyAccumulates: Int
     }
 
     /// The program's steps, in execution order (parallel to `runTimed`'s seconds).
     public var layers: [Layer] {
         let p = executable.program
-        return p.steps.indices.map { Layer(name: p.names[$0], kind: p.kinds[$0], multiplyAccumulates: p.multiplyAccumulates[$0]) }
+        return p.steps.indices.map { Layer(name: p.names[$0], kind: p.kinds[$0], kernel: p.steps[$0].kernelDescription,
+                                              multiplyAccumulates: p.multiplyAccumulates[$0]) }
     }
 
     /// `run()` that adds each step's wall time to `seconds[i]` (`layers.count` slots), for per-layer profiles.

@@ -43,17 +43,88 @@ private struct GroupNormTask: ParallelTask {
             let n = block / groups, g = block % groups
             let base = (n * channels + g * perGroup) * pixels
             let x = input + base
-            let mean = blockSum(x, count: count, minus: nil) / Double(count)
-            let squares = blockSum(x, count: count, minus: Float(mean), exactMean: mean)
-            let inverseStd = 1 / (squares / Double(count) + Double(eps)).squareRoot()
+            let moments = groupMoments(x, count: count, eps: eps)
             for cc in 0 ..< perGroup {
                 let c = g * perGroup + cc
-                let scale = Float(inverseStd) * gamma[c]
-                let shift = beta[c] - Float(mean) * scale
+                let (scale, shift) = channelAffine(moments, gamma: gamma[c], beta: beta[c])
                 normalizeRow(x + cc * pixels, output + base + cc * pixels, count: pixels, scale: scale, shift: shift, silu: applySiLU)
             }
         }
     }
+}
+
+/// The per-channel affine a GroupNorm applies, without applying it: `groupNormF32`'s output (before SiLU) is
+/// x[n, c, p] · scale[n, c] + shift[n, c], rounded twice, with these exact scale and shift. For kernels that
+/// normalise their input as they read it (`conv2dQ8`'s `inputNorm`), so the normalised tensor is never written.
+///
+/// With `concatenated`, the input is the channel concatenation of `input` [N, C − C₂, P] and its values [N, C₂, P]
+/// (never written); a group with channels in both has its sums taken over the two parts, so its statistics may
+/// differ from those of the written concatenation in the last bits.
+///
+/// - input: [N, C, P]; scale, shift: [N, C]. No scratch; results do not depend on the thread count.
+public func groupNormAffineF32(input: UnsafePointer<Float>, concatenated: (values: UnsafePointer<Float>, channels: Int)? = nil,
+                               batch: Int, channels: Int, pixels: Int, groups: Int, eps: Float,
+                               gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, scale: UnsafeMutablePointer<Float>,
+                               shift: UnsafeMutablePointer<Float>, threads: Threads) {
+    precondition(groups > 0 && channels % groups == 0)
+    let blocks = batch * groups
+    let count = channels / groups * pixels
+    if blocks == 0 || count == 0 { return }
+    let workers = min(threads.count, blocks, max(1, blocks * count / 16384))
+    let second = concatenated?.channels ?? 0
+    threads.parallelFor(workers, GroupNormAffineTask(input: input, second: concatenated?.values ?? input, secondChannels: second,
+                                                     channels: channels, pixels: pixels, groups: groups, eps: eps,
+                                                     gamma: gamma, beta: beta, scale: scale, shift: shift, blocks: blocks, workers: workers))
+}
+
+private struct GroupNormAffineTask: ParallelTask {
+    let input: UnsafePointer<Float>, second: UnsafePointer<Float>, secondChannels: Int
+    let channels: Int, pixels: Int, groups: Int
+    let eps: Float
+    let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
+    let scale: UnsafeMutablePointer<Float>, shift: UnsafeMutablePointer<Float>
+    let blocks: Int, workers: Int
+
+    func run(_ t: Int) {
+        let perGroup = channels / groups
+        for block in Threads.share(t, of: blocks, workers: workers) {
+            let n = block / groups, g = block % groups
+            let c1 = channels - secondChannels
+            let (start, end) = (g * perGroup, (g + 1) * perGroup)
+            let firstPart = max(0, min(end, c1) - start)   // channels of this group in the first input
+            let moments: (mean: Double, inverseStd: Double)
+            let inFirst = input + (n * c1 + start) * pixels, inSecond = second + (n * secondChannels + max(0, start - c1)) * pixels
+            if firstPart == perGroup {
+                moments = groupMoments(inFirst, count: perGroup * pixels, eps: eps)
+            } else if firstPart == 0 {
+                moments = groupMoments(inSecond, count: perGroup * pixels, eps: eps)
+            } else {
+                let (n1, n2) = (firstPart * pixels, (perGroup - firstPart) * pixels), count = Double(n1 + n2)
+                let mean = (blockSum(inFirst, count: n1, minus: nil) + blockSum(inSecond, count: n2, minus: nil)) / count
+                let squares = blockSum(inFirst, count: n1, minus: Float(mean), exactMean: mean)
+                    + blockSum(inSecond, count: n2, minus: Float(mean), exactMean: mean)
+                moments = (mean, 1 / (squares / count + Double(eps)).squareRoot())
+            }
+            for c in g * perGroup ..< (g + 1) * perGroup {
+                (scale[n * channels + c], shift[n * channels + c]) = channelAffine(moments, gamma: gamma[c], beta: beta[c])
+            }
+        }
+    }
+}
+
+/// The mean and 1/√(σ² + eps) of one (image, group) block of `count` contiguous floats (two passes, as the reference).
+@inline(__always)
+private func groupMoments(_ x: UnsafePointer<Float>, count: Int, eps: Float) -> (mean: Double, inverseStd: Double) {
+    let mean = blockSum(x, count: count, minus: nil) / Double(count)
+    let squares = blockSum(x, count: count, minus: Float(mean), exactMean: mean)
+    return (mean, 1 / (squares / Double(count) + Double(eps)).squareRoot())
+}
+
+/// A channel's scale and shift, derived exactly as in `groupNormRef`.
+@inline(__always)
+private func channelAffine(_ m: (mean: Double, inverseStd: Double), gamma: Float, beta: Float) -> (scale: Float, shift: Float) {
+    let scale = Float(m.inverseStd) * gamma
+    return (scale, beta - Float(m.mean) * scale)
 }
 
 /// Σ x (minus == nil) or Σ (x − mean)² over `count` floats: fp32 vector partial sums per chunk of ≤ 1024

@@ -60,3 +60,12 @@ typealias I32Vector = SIMD16<Int32>
 @inline(__always) func siluVector(_ y: F32Vector) -> F32Vector {
     y / (1 + expVector(-y))
 }
+
+/// `siluVector` over 16 lanes, lane for lane the same values (for kernels that work in 16-pixel runs).
+@inline(__always) func siluVector16(_ y: SIMD16<Float>) -> SIMD16<Float> {
+    #if arch(arm64)
+    SIMD16(lowHalf: siluVector(y.lowHalf), highHalf: siluVector(y.highHalf))
+    #else
+    siluVector(y)
+    #endif
+}

@@ -48,7 +48,9 @@ struct Info: ParsableCommand {
             print("decoder      \(fixed(2 * decoding.multiplyAccumulateCount / 1e9, decimals: 2)) GFLOP per image, \(decoding.parameterCount) parameters; "
                 + "working mem \(megabytes(try SamplingPipeline.decoderWorkingBytes(model: file, threads: options.threads) ?? 0)) (one image at a time)")
         }
-        print("UNet mem     \(megabytes(try SamplingPipeline.unetWorkingBytes(model: file, options: options))) (arena and packed weights, batch \(options.effectiveBatch))")
+        let unet = try SamplingPipeline.unetMemory(model: file, options: options)
+        print("UNet mem     \(megabytes(unet.arena + unet.packedWeights)) (arena \(megabytes(unet.arena)) of activations and scratch, "
+            + "packed weights \(megabytes(unet.packedWeights)); batch \(options.effectiveBatch))")
         print("working mem  \(megabytes(try SamplingPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
     }
 }

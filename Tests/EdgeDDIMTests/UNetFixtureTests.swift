@@ -3,7 +3,7 @@ import XCTest
 import _EdgeCore
 import _EdgeQuant
 import EdgeModelFile
-import EdgeUNet
+@_spi(Testing) import EdgeUNet
 
 /// The UNet forward pass against diffusers' own outputs (Tests/Fixtures/unet, written by
 /// tools/reference/make_fixtures.py with the versions recorded in each io.safetensors).
@@ -19,6 +19,10 @@ final class UNetFixtureTests: XCTestCase {
     /// trained ones and the error compounds over every layer (measured 1.4–2.3%). This bar still catches a
     /// broken int8 path (wrong scale or row gives errors of order 1); the 1% bar holds for the trained models.
     static let int8RandomRelativeL2Tolerance = 0.04
+    /// fp16 skip connections may grow int8's error against fp32 by this factor: a re-drawn rounding moves a
+    /// single evaluation's error by a few percent either way (see the test); a systematic error (a wrong
+    /// conversion, a skip restored from the wrong buffer) grows it many times.
+    static let halfSkipErrorGrowth = 1.25
     /// Random-weight fixtures in the folder; fewer means the fixture generator lost cases.
     static let minimumRandomCases = 5
 
@@ -78,6 +82,44 @@ final class UNetFixtureTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(cases.count, Self.minimumRandomCases, "random-weight fixtures found: \(cases)")
         for name in cases {
             try checkCase(name, folder: fixturesRoot + "/unet/\(name)", int8Tolerance: Self.int8RandomRelativeL2Tolerance)
+        }
+    }
+
+    /// Keeping skip connections in binary16 (by default only at 128×128 and larger, so never in these fixtures)
+    /// rounds each skip value by ≤ 2⁻¹¹ relative before its reader quantises it to 8 bits per pixel. That flips
+    /// some roundings, so ε moves by about as much as int8 already moves it from fp32 (measured 0.33% against
+    /// 0.36% on ddpm-fashion-32): a fresh draw of the same quantisation noise, not more of it. So the bar is
+    /// on the error against fp32: at most `halfSkipErrorGrowth` times the error with fp32 skips (measured 0.96
+    /// and 1.006), and within the int8 bars. Also runs the to/from fp16 steps the default never schedules for
+    /// small images.
+    func testHalfSkipConnectionsStayCloseToFloatSkips() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        var cases = [("celebahq-like", fixturesRoot + "/unet/celebahq-like", Self.int8RandomRelativeL2Tolerance)]
+        if let fashion = try? sharedCheckpoint("ddpm-fashion-32") { cases.append(("ddpm-fashion-32", fashion, Self.int8TrainedRelativeL2Tolerance)) }
+        for (name, folder, tolerance) in cases {
+            let io = try FixtureIO(fixturesRoot + "/unet/\(name)/io.safetensors")
+            let sample = try io.tensor("sample"), timestep = try io.tensor("timestep")
+            func evaluate(_ model: ModelFile, halfSkipsFrom: Int? = nil) throws -> (output: [Float], kinds: [String]) {
+                let unet = try halfSkipsFrom.map {
+                    try UNet(model: model, batch: sample.shape[0], int8Activations: true, halfSkipMinimumValues: $0)
+                } ?? UNet(model: model, batch: sample.shape[0], int8Activations: model.entries.contains { $0.type == .q8PerChannel })
+                _ = unet.sample.update(from: sample.values)
+                _ = unet.timesteps.update(from: timestep.values)
+                unet.run()
+                return (Array(unet.output), unet.layers.map(\.kind))
+            }
+            let fp32 = try evaluate(convertedModel(folder, weights: .f32, into: temp)).output
+            let int8Model = try convertedModel(folder, weights: .q8PerChannel, into: temp)
+            let floatSkips = try evaluate(int8Model), halfSkips = try evaluate(int8Model, halfSkipsFrom: 0)
+            XCTAssertFalse(floatSkips.kinds.contains("to_fp16"), "\(name): the default keeps small skips in fp32")
+            XCTAssertTrue(halfSkips.kinds.contains("to_fp16") && halfSkips.kinds.contains("from_fp16"), "\(name): no skip kept in fp16")
+            let int8Error = relativeL2(floatSkips.output, fp32), halfError = relativeL2(halfSkips.output, fp32)
+            let moved = relativeL2(halfSkips.output, floatSkips.output)
+            print("\(name) int8: relative L2 vs fp32 \(int8Error) with fp32 skips, \(halfError) with fp16 skips; fp16 skips moved ε by \(moved)")
+            XCTAssertGreaterThan(moved, 0, "\(name): fp16 skips changed nothing")
+            XCTAssertLessThanOrEqual(halfError, Self.halfSkipErrorGrowth * int8Error, name)
+            XCTAssertLessThanOrEqual(halfError, tolerance, name)
         }
     }
 

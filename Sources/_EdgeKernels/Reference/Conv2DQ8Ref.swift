@@ -1,10 +1,10 @@
 import _EdgeCore
 import _EdgeQuant
 
-/// Reference int8 convolution (stride 1): int8 per-row weights × u8 per-pixel activations (`U8PixelQuant`),
+/// Reference int8 convolution (stride 1 or 2): int8 per-row weights × u8 per-pixel activations (`U8PixelQuant`),
 /// exact int32 sums per kernel tap, combined in fp32. The fast int8 kernels compute bit-for-bit this:
 ///
-///     for each tap t = (ky, kx), with input pixel p = (oy + ky − padTop, ox + kx − padLeft):
+///     for each tap t = (ky, kx), with input pixel p = (oy·stride + ky − padTop, ox·stride + kx − padLeft):
 ///         d_t   = Σ_c W[o, c, t] · u[c, p] − zero[p] · Σ_c W[o, c, t]          (int32, exact)
 ///         acc   = fma(Float(d_t), scale[p], acc)                                (taps in order ky, kx; acc starts at 0)
 ///     y = acc · wscale[o];  y = y + bias[o];  y = y + channelBias[n, o];  y = y + residual;  y = y · outScale
@@ -18,7 +18,7 @@ import _EdgeQuant
 public func conv2dQ8Ref(_ s: Conv2DShape, upsampledInput: Bool = false, input: UnsafePointer<Float>, weight: WeightMatrix,
                         bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
                         scale outScale: Float = 1, channelBias: UnsafePointer<Float>? = nil) {
-    precondition(weight.type == .q8PerChannel && s.stride == 1, "conv2dQ8Ref: q8 weights, stride 1")
+    precondition(weight.type == .q8PerChannel && (s.stride == 1 || !upsampledInput), "conv2dQ8Ref: q8 weights; upsampled input at stride 1")
     precondition(weight.rows == s.outChannels && weight.columns == s.fanIn)
     let (k, ci, h, w) = (s.kernel, s.inChannels, s.height, s.width)
     let (sh, sw) = upsampledInput ? (h / 2, w / 2) : (h, w)
@@ -46,7 +46,7 @@ public func conv2dQ8Ref(_ s: Conv2DShape, upsampledInput: Bool = false, input: U
                     var acc: Float = 0
                     for ky in 0 ..< k {
                         for kx in 0 ..< k {
-                            let iy = oy + ky - s.padTop, ix = ox + kx - s.padLeft
+                            let iy = oy * s.stride + ky - s.padTop, ix = ox * s.stride + kx - s.padLeft
                             let inside = iy >= 0 && iy < h && ix >= 0 && ix < w
                             var dot: Int32 = 0, sum: Int32 = 0
                             for c in 0 ..< ci {

@@ -71,3 +71,18 @@ public func affineRef(_ x: UnsafePointer<Float>, scale: Float, shift: Float, cou
 public func siluRef(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<Float>) {
     for i in 0 ..< count { out[i] = silu(x[i]) }
 }
+
+/// `convertF32ToF16`'s format, one value at a time: the nearest binary16 (ties to even) of x clamped to
+/// ±65504, with |x| < 2⁻¹⁴ stored as ±0 (the stored bits of a NaN are unspecified).
+public func convertF32ToF16Ref(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutablePointer<UInt16>) {
+    for i in 0 ..< count {
+        let m = min(abs(x[i]), 65504)
+        let h = m < 0x1p-14 ? Float16(0) : Float16(m)
+        out[i] = h.bitPattern | (x[i].sign == .minus ? 0x8000 : 0)
+    }
+}
+
+/// The fp32 value of each binary16 `x[i]`.
+public func convertF16ToF32Ref(_ x: UnsafePointer<UInt16>, count: Int, into out: UnsafeMutablePointer<Float>) {
+    for i in 0 ..< count { out[i] = Float(Float16(bitPattern: x[i])) }
+}
