@@ -36,6 +36,7 @@ final class Executable: @unchecked Sendable {
         // Pack every weight the kernels asked for once, then let the mapped originals leave resident memory.
         let memory = program.packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: program.packedBytes, alignment: 64) : nil
         packedMemory = memory
+        if let memory { adviseHugePages(memory, byteCount: program.packedBytes) }
         // The Winograd weight transform's panels, for the load only.
         let transformBytes = program.packed.map { p -> Int in
             if case let .winograd(_, channels) = p.layout { return winogradWeightTransformScratchBytes(inChannels: channels, threads: threads) }
