@@ -2,6 +2,20 @@
 import Glibc
 #endif
 
+/// GELU as torch.nn.functional.gelu (approximate="none"), in Double: x · Φ(x) = x/2 · (1 + erf(x/√2)),
+/// computed as x/2 · erfc(−x/√2), which keeps its relative accuracy where 1 + erf cancels (x ≪ 0).
+/// CLIP ViT-H (SD 2.x's text encoder) and the GEGLU feed-forwards of diffusers' transformer blocks use it.
+@inlinable public func geluRef(_ x: Float) -> Float {
+    let d = Double(x)
+    return Float(0.5 * d * erfc(-d / 2.0.squareRoot()))
+}
+
+/// CLIP's quick_gelu (OpenAI CLIP ViT-L/14, SD 1.x's text encoder), in Double: x · σ(1.702·x).
+@inlinable public func quickGELURef(_ x: Float) -> Float {
+    let d = Double(x)
+    return Float(d / (1 + exp(-1.702 * d)))
+}
+
 /// out = (a + b) · scale, element-wise over `count` values; out may alias a or b.
 public func addScaledRef(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, scale: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
     for i in 0 ..< count { out[i] = (a[i] + b[i]) * scale }

@@ -42,3 +42,31 @@ public func groupNormRef(input: UnsafePointer<Float>, output: UnsafeMutablePoint
     }
 }
 
+
+/// Reference layer normalisation of channel-major tokens (torch.nn.LayerNorm(features, eps) over each token
+/// of CLIP's text encoder, whose [N, T, C] hidden states are stored here as [N, C, T]):
+///
+///     y[n, c, t] = (x[n, c, t] − μ[n, t]) / √(σ²[n, t] + eps) · γ[c] + β[c]
+///
+/// with μ and the biased variance σ² over the token's `features` values, accumulated in Double so the
+/// oracle's own rounding is far below any kernel's.
+///
+/// - input, output: [batch, features, tokens]; may alias. gamma, beta: [features].
+public func layerNormRef(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, features: Int, tokens: Int,
+                         eps: Float, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>) {
+    precondition(features > 0)
+    for n in 0 ..< batch {
+        let x = input + n * features * tokens, y = output + n * features * tokens
+        for t in 0 ..< tokens {
+            var sum = 0.0
+            for c in 0 ..< features { sum += Double(x[c * tokens + t]) }
+            let mean = sum / Double(features)
+            var squares = 0.0
+            for c in 0 ..< features { let d = Double(x[c * tokens + t]) - mean; squares += d * d }
+            let inverseStd = 1 / (squares / Double(features) + Double(eps)).squareRoot()
+            for c in 0 ..< features {
+                y[c * tokens + t] = Float((Double(x[c * tokens + t]) - mean) * inverseStd * Double(gamma[c]) + Double(beta[c]))
+            }
+        }
+    }
+}
