@@ -135,26 +135,32 @@ public final class SafetensorsFile: @unchecked Sendable {
 /// The weights of a diffusers model folder: one `diffusion_pytorch_model.safetensors`, or shards listed in
 /// `diffusion_pytorch_model.safetensors.index.json` ({"weight_map": {tensor: shard file}}).
 public struct SafetensorsCheckpoint {
+    /// diffusers' file names (`save_pretrained` of a model: UNet, autoencoder).
     public static let singleFile = "diffusion_pytorch_model.safetensors"
     public static let indexFile = "diffusion_pytorch_model.safetensors.index.json"
+    /// transformers' (a pipeline's text encoder): `model.safetensors`, sharded behind `model.safetensors.index.json`.
+    public static let transformersStem = "model"
 
     /// Every tensor by name, with the file holding it.
     public let tensors: [(tensor: SafetensorsFile.Tensor, file: SafetensorsFile)]
     /// The on-disk dtypes found, for the converter's summary.
     public var dtypes: Set<String> { Set(tensors.map { $0.tensor.dtype.rawValue }) }
 
-    public init(folder: String) throws {
-        let single = folder + "/" + Self.singleFile
-        let indexPath = folder + "/" + Self.indexFile
+    /// - stem: the file names' stem: diffusers' `diffusion_pytorch_model` (default) or transformers' `model`.
+    public init(folder: String, stem: String = "diffusion_pytorch_model") throws {
+        let singleFile = stem + ".safetensors", indexFile = stem + ".safetensors.index.json"
+        let single = folder + "/" + singleFile
+        let indexPath = folder + "/" + indexFile
         if fileExists(single) {
             let f = try SafetensorsFile(path: single)
             tensors = f.tensors.map { ($0, f) }
             return
         }
         guard fileExists(indexPath) else {
-            let hint = fileExists(folder + "/diffusion_pytorch_model.bin")
-                ? " (found diffusion_pytorch_model.bin: pickle checkpoints are not read; re-save with diffusers' save_pretrained(..., safe_serialization=True))" : ""
-            throw EdgeError("\(folder): no \(Self.singleFile) or \(Self.indexFile)\(hint)")
+            let pickle = stem == Self.transformersStem ? "pytorch_model.bin" : stem + ".bin"
+            let hint = fileExists(folder + "/" + pickle)
+                ? " (found \(pickle): pickle checkpoints are not read; re-save with save_pretrained(..., safe_serialization=True))" : ""
+            throw EdgeError("\(folder): no \(singleFile) or \(indexFile)\(hint)")
         }
         let index = try Converter.readConfigJSON(indexPath)
         guard case .object(let map)? = index["weight_map"] else { throw EdgeError("\(indexPath): weight_map is missing or not an object") }

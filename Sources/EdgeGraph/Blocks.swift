@@ -125,4 +125,25 @@ extension Graph {
         add("\(prefix).interpolate", .upsampleNearest2x(input: x, planes: batch * channels, height: side, width: side, output: upsampled))
         return conv2d("\(prefix).conv", upsampled, inChannels: channels, outChannels: channels, side: 2 * side, kernel: 3)
     }
+
+    /// `nn.Linear` named `prefix` applied to each of the T tokens of channel-major [N, I, T] activations: a 1×1
+    /// convolution over a 1 × T image with the checkpoint's [O, I] weight, plus `residual` [N, O, T] if given.
+    public mutating func tokenLinear(_ prefix: String, _ input: ValueID, in inFeatures: Int, out: Int, tokens: Int,
+                                     residual: ValueID? = nil) -> ValueID {
+        let p = linearParameters(prefix, out: out, in: inFeatures)
+        let shape = Conv2DShape(batch: batch, inChannels: inFeatures, outChannels: out, height: 1, width: tokens, kernel: 1,
+                                padTop: 0, padLeft: 0, padBottom: 0, padRight: 0)
+        let o = value([batch, out, tokens])
+        add(prefix, .conv2d(GraphOp.Conv2D(shape: shape, input: input, output: o, weight: p.weight, bias: p.bias, residual: residual)))
+        return o
+    }
+
+    /// `nn.LayerNorm` named `prefix` over each token of channel-major [N, C, T] activations.
+    public mutating func tokenLayerNorm(_ prefix: String, _ input: ValueID, features: Int, tokens: Int, eps: Double) -> ValueID {
+        let p = normParameters(prefix, channels: features)
+        let o = value([batch, features, tokens])
+        add(prefix, .layerNorm(GraphOp.LayerNorm(input: input, output: o, features: features, tokens: tokens, eps: Float(eps),
+                                                 gamma: p.gamma, beta: p.beta)))
+        return o
+    }
 }

@@ -127,6 +127,46 @@ public enum GraphOp: Sendable {
     /// its nearest codebook row e_k (Euclidean; the first on a tie, as torch.argmin), written as z + (e_k − z)
     /// as diffusers computes it; codebook [entries, E].
     case vectorQuantize(input: ValueID, output: ValueID, codebook: ParameterID, entries: Int, dimension: Int, pixels: Int)
+    /// Token ids [N, T] (as floats) → [N, D, T]: each token's row of the embedding table plus its position's
+    /// row (transformers' `CLIPTextEmbeddings`).
+    case tokenEmbedding(TokenEmbedding)
+    /// [N, C, T] → [N, C, T]: each token normalised over its C channels (`nn.LayerNorm(C)` on token-major
+    /// hidden states).
+    case layerNorm(LayerNorm)
+    /// output = f(input) over `count` values.
+    case activation(Activation, input: ValueID, output: ValueID, count: Int)
+    /// Multi-head scaled dot-product attention of q [N, C, Tq] over keys k and values v [N, C, Tk], scale 1/√d,
+    /// optionally causal (query i sees keys j ≤ i): the core of transformers' `CLIPAttention` and diffusers'
+    /// `Attention`, whose projections are separate nodes.
+    case multiHeadAttention(MultiHeadAttention)
+
+    public enum Activation: String, Sendable {
+        /// x · Φ(x), torch's exact GELU.
+        case gelu
+        /// x · σ(1.702·x), OpenAI CLIP's.
+        case quickGELU = "quick_gelu"
+    }
+
+    public struct TokenEmbedding: Sendable {
+        /// [N, T] ids in 0 ..< vocabulary, stored as floats.
+        public var ids: ValueID, output: ValueID
+        public var tokens: Int, hidden: Int, vocabulary: Int
+        /// [vocabulary, hidden] and [positions ≥ tokens, hidden].
+        public var table: ParameterID, positions: ParameterID
+    }
+
+    public struct LayerNorm: Sendable {
+        public var input: ValueID, output: ValueID
+        public var features: Int, tokens: Int
+        public var eps: Float
+        public var gamma: ParameterID, beta: ParameterID
+    }
+
+    public struct MultiHeadAttention: Sendable {
+        public var q: ValueID, k: ValueID, v: ValueID, output: ValueID
+        public var channels: Int, heads: Int, queries: Int, keys: Int
+        public var causal: Bool
+    }
 
     public struct Linear: Sendable {
         public var input: ValueID, output: ValueID
@@ -194,6 +234,10 @@ extension GraphOp {
         case let .upsampleNearest2x(i, _, _, _, _): [i]
         case let .attention(a): [a.input]
         case let .vectorQuantize(i, _, _, _, _, _): [i]
+        case let .tokenEmbedding(e): [e.ids]
+        case let .layerNorm(l): [l.input]
+        case let .activation(_, i, _, _): [i]
+        case let .multiHeadAttention(a): [a.q, a.k, a.v]
         }
     }
 
@@ -210,6 +254,10 @@ extension GraphOp {
         case let .upsampleNearest2x(_, _, _, _, o): o
         case let .attention(a): a.output
         case let .vectorQuantize(_, o, _, _, _, _): o
+        case let .tokenEmbedding(e): e.output
+        case let .layerNorm(l): l.output
+        case let .activation(_, _, o, _): o
+        case let .multiHeadAttention(a): a.output
         }
     }
 
@@ -221,6 +269,8 @@ extension GraphOp {
         case let .conv2d(c): [c.weight, c.bias]
         case let .attention(a): [a.normGamma, a.normBeta, a.toQ, a.biasQ, a.toK, a.biasK, a.toV, a.biasV, a.toOut, a.biasOut]
         case let .vectorQuantize(_, _, codebook, _, _, _): [codebook]
+        case let .tokenEmbedding(e): [e.table, e.positions]
+        case let .layerNorm(l): [l.gamma, l.beta]
         default: []
         }
     }
@@ -239,12 +289,18 @@ extension GraphOp {
         case .upsampleNearest2x: "upsample_nearest"
         case .attention: "attention"
         case .vectorQuantize: "vector_quantize"
+        case .tokenEmbedding: "token_embedding"
+        case .layerNorm: "layer_norm"
+        case let .activation(f, _, _, _): f.rawValue
+        case let .multiHeadAttention(a): a.causal ? "causal_attention" : "multi_head_attention"
         }
     }
 
     /// Multiply-accumulates for `batch` images: a convolution's N·O·Ho·Wo·I·k², a linear layer's rows·O·I,
-    /// an attention block's N·(4·T·C² + 2·T²·C) (four projections, Q·Kᵀ and the product with V), a vector
-    /// quantiser's N·P·K·E (every pixel's distance to every codebook row); 0 for element-wise ops and norms.
+    /// an attention block's N·(4·T·C² + 2·T²·C) (four projections, Q·Kᵀ and the product with V), a bare
+    /// multi-head attention's N·2·Tq·Tk·C (causal: N·Tq·(Tq + 1)·C, the pairs j ≤ i it computes), a vector
+    /// quantiser's N·P·K·E (every pixel's distance to every codebook row); 0 for element-wise ops, norms and
+    /// embedding lookups.
     public func multiplyAccumulates(batch: Int) -> Double {
         switch self {
         case let .linear(l): return Double(l.rows) * Double(l.outFeatures) * Double(l.inFeatures)
@@ -256,6 +312,9 @@ extension GraphOp {
             return Double(batch) * (4 * t * ch * ch + 2 * t * t * ch)
         case let .vectorQuantize(_, _, _, entries, dimension, pixels):
             return Double(batch) * Double(pixels) * Double(entries) * Double(dimension)
+        case let .multiHeadAttention(a):
+            let pairs = a.causal ? Double(a.queries) * Double(a.queries + 1) / 2 : Double(a.queries) * Double(a.keys)
+            return Double(batch) * 2 * pairs * Double(a.channels)
         default: return 0
         }
     }

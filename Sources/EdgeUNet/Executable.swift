@@ -161,6 +161,38 @@ final class Executable: @unchecked Sendable {
             convertF32ToF16(p(i), count: count, into: UnsafeMutableRawPointer(p(o)).assumingMemoryBound(to: UInt16.self), threads: threads)
         case let .fromHalf(i, o, count):
             convertF16ToF32(UnsafeRawPointer(p(i)).assumingMemoryBound(to: UInt16.self), count: count, into: p(o), threads: threads)
+        case let .tokenEmbedding(ids, o, tokens, table, positions):
+            tokenEmbeddingRef(ids: p(ids), batch: batch, tokens: tokens, table: table, positions: positions, output: p(o), rowScratch: rowScratch)
+        case let .layerNorm(i, o, features, tokens, eps, gamma, beta, fast):
+            if fast {
+                layerNormF32(input: p(i), output: p(o), batch: batch, features: features, tokens: tokens, eps: eps, gamma: gamma, beta: beta,
+                             threads: threads)
+            } else {
+                layerNormRef(input: p(i), output: p(o), batch: batch, features: features, tokens: tokens, eps: eps, gamma: gamma, beta: beta)
+            }
+        case let .activation(f, i, o, count, fast):
+            switch (f, fast) {
+            case (.gelu, true): geluF32(input: p(i), output: p(o), count: count)
+            case (.quickGELU, true): quickGELUF32(input: p(i), output: p(o), count: count)
+            case (.gelu, false): for j in 0 ..< count { p(o)[j] = geluRef(p(i)[j]) }
+            case (.quickGELU, false): for j in 0 ..< count { p(o)[j] = quickGELURef(p(i)[j]) }
+            }
+        case let .multiHeadAttention(a):
+            switch a.kernel {
+            case .fast:
+                attentionF32(q: p(a.q), k: p(a.k), v: p(a.v), output: p(a.output), batch: batch, channels: a.channels, tokens: a.queries,
+                             keys: a.keys, heads: a.heads, causal: a.causal, scratch: scratch, threads: threads)
+            case let .reference(q, k, v, o, scores):
+                let (c, tq, tk) = (a.channels, a.queries, a.keys)
+                for n in 0 ..< batch {
+                    transposeRef(p(a.q) + n * c * tq, rows: c, columns: tq, into: p(q))
+                    transposeRef(p(a.k) + n * c * tk, rows: c, columns: tk, into: p(k))
+                    transposeRef(p(a.v) + n * c * tk, rows: c, columns: tk, into: p(v))
+                    sequenceAttentionRef(q: p(q), k: p(k), v: p(v), batch: 1, queries: tq, keys: tk, channels: c, heads: a.heads,
+                                         causal: a.causal, output: p(o), scores: p(scores))
+                    transposeRef(p(o), rows: tq, columns: c, into: p(a.output) + n * c * tq)
+                }
+            }
         case let .vectorQuantize(i, o, codebook, entries, dimension, pixels):
             vectorQuantizeRef(input: p(i), codebook: codebook, batch: batch, entries: entries, dimension: dimension, pixels: pixels, output: p(o))
         }

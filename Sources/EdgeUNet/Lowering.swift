@@ -85,6 +85,14 @@ public enum UNetBackend: String, Sendable, CaseIterable {
     case attention(AttentionStep)
     /// `vectorQuantizeRef` over [N, E, P] with codebook [K, E].
     case vectorQuantize(input: BufferID, output: BufferID, codebook: UnsafePointer<Float>, entries: Int, dimension: Int, pixels: Int)
+    /// `tokenEmbeddingRef`: ids [N, T] → [N, D, T].
+    case tokenEmbedding(ids: BufferID, output: BufferID, tokens: Int, table: WeightMatrix, positions: WeightMatrix)
+    /// `layerNormRef` or `layerNormF32` (`fast`) over the tokens of [N, C, T].
+    case layerNorm(input: BufferID, output: BufferID, features: Int, tokens: Int, eps: Float,
+                   gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, fast: Bool)
+    /// `geluRef` / `quickGELURef` value by value, or `geluF32` / `quickGELUF32` (`fast`).
+    case activation(GraphOp.Activation, input: BufferID, output: BufferID, count: Int, fast: Bool)
+    case multiHeadAttention(MultiHeadAttentionStep)
     /// `convertF32ToF16` of `count` values: `output` holds them as binary16 (⌈count/2⌉ floats of arena).
     case toHalf(input: BufferID, output: BufferID, count: Int)
     /// `convertF16ToF32`: the inverse.
@@ -110,8 +118,11 @@ extension Step {
             case .q8: return "q8"
             case let .f32(_, packed): return packed == nil ? "f32, int8 weights per call" : "f32"
             }
-        case let .linear(_, _, _, _, _, _, fast), let .groupNorm(_, _, _, _, _, _, _, _, _, fast):
+        case let .linear(_, _, _, _, _, _, fast), let .groupNorm(_, _, _, _, _, _, _, _, _, fast),
+             let .layerNorm(_, _, _, _, _, _, _, fast), let .activation(_, _, _, _, fast):
             return fast ? "f32" : "reference"
+        case let .multiHeadAttention(a):
+            if case .fast = a.kernel { return "f32" } else { return "reference" }
         case .toHalf, .fromHalf: return "f16"
         default: return "f32"
         }
@@ -158,6 +169,22 @@ extension Step {
     public func projection(batch: Int) -> Conv2DShape {
         Conv2DShape(batch: batch, inChannels: channels, outChannels: channels, height: side, width: side, kernel: 1,
                     padTop: 0, padLeft: 0, padBottom: 0, padRight: 0)
+    }
+}
+
+@_spi(Testing) public struct MultiHeadAttentionStep {
+    /// q, output [N, C, Tq]; k, v [N, C, Tk].
+    public var q: BufferID, k: BufferID, v: BufferID, output: BufferID
+    public var channels: Int, heads: Int, queries: Int, keys: Int
+    public var causal: Bool
+    public var kernel: Kernel
+
+    public enum Kernel {
+        /// `sequenceAttentionRef` on one image's token-major transposes: q and out [Tq, C], k and v [Tk, C],
+        /// scores [Tk], its own.
+        case reference(q: BufferID, k: BufferID, v: BufferID, output: BufferID, scores: BufferID)
+        /// `attentionF32` on the channel-major operands.
+        case fast
     }
 }
 
@@ -434,6 +461,31 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
                 toQ: wq, toK: wk, toV: wv, toOut: wo, biasQ: try vector(a.biasQ), biasK: try vector(a.biasK), biasV: try vector(a.biasV),
                 biasOut: try vector(a.biasOut), normed: normed, q: q, k: k, v: v, attended: attended, kernel: kernel)))
             scratch.append(bytes)
+        case let .tokenEmbedding(e):
+            let (table, positions) = (try matrix(e.table), try matrix(e.positions))
+            steps.append(.tokenEmbedding(ids: buffer(e.ids), output: buffer(e.output), tokens: e.tokens, table: table, positions: positions))
+            scratch.append(4 * e.hidden)   // one dequantised row
+        case let .layerNorm(l):
+            steps.append(.layerNorm(input: buffer(l.input), output: buffer(l.output), features: l.features, tokens: l.tokens, eps: l.eps,
+                                    gamma: try vector(l.gamma), beta: try vector(l.beta), fast: fast))
+            scratch.append(0)
+        case let .activation(f, i, o, count):
+            steps.append(.activation(f, input: buffer(i), output: buffer(o), count: count, fast: fast))
+            scratch.append(0)
+        case let .multiHeadAttention(a):
+            let kernel: MultiHeadAttentionStep.Kernel
+            if fast {
+                kernel = .fast
+                scratch.append(attentionF32ScratchBytes(tokens: a.keys, threads: threads))
+            } else {
+                let (queries, keys) = (a.queries * a.channels, a.keys * a.channels)
+                kernel = .reference(q: temporary(queries), k: temporary(keys), v: temporary(keys), output: temporary(queries),
+                                    scores: temporary(a.keys))
+                scratch.append(0)
+            }
+            steps.append(.multiHeadAttention(MultiHeadAttentionStep(
+                q: buffer(a.q), k: buffer(a.k), v: buffer(a.v), output: buffer(a.output), channels: a.channels, heads: a.heads,
+                queries: a.queries, keys: a.keys, causal: a.causal, kernel: kernel)))
         case let .vectorQuantize(i, o, codebook, entries, dimension, pixels):
             let table = try model.floats(graph.parameters[codebook.index].name, shape: graph.parameters[codebook.index].shape,
                                          why: "a VQ codebook must be stored fp32")
@@ -542,6 +594,14 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
             case .fast: [a.input, a.output, a.normed, a.q, a.k, a.v, a.attended]
             }
         case let .vectorQuantize(i, o, _, _, _, _): [i, o]
+        case let .tokenEmbedding(i, o, _, _, _): [i, o]
+        case let .layerNorm(i, o, _, _, _, _, _, _): [i, o]
+        case let .activation(_, i, o, _, _): [i, o]
+        case let .multiHeadAttention(a):
+            switch a.kernel {
+            case let .reference(q, k, v, o, scores): [a.q, a.k, a.v, a.output, q, k, v, o, scores]
+            case .fast: [a.q, a.k, a.v, a.output]
+            }
         case let .toHalf(i, o, _), let .fromHalf(i, o, _): [i, o]
         }
     }
@@ -559,6 +619,10 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
         case let .upsampleNearest2x(_, _, _, _, o): o
         case let .attention(a): a.output
         case let .vectorQuantize(_, o, _, _, _, _): o
+        case let .tokenEmbedding(_, o, _, _, _): o
+        case let .layerNorm(_, o, _, _, _, _, _, _): o
+        case let .activation(_, _, o, _, _): o
+        case let .multiHeadAttention(a): a.output
         case let .toHalf(_, o, _), let .fromHalf(_, o, _): o
         }
     }

@@ -126,8 +126,9 @@ final class AutoencoderFixtureTests: XCTestCase {
 final class InMemoryWeights: WeightSource {
     private var tensors: [String: (shape: [Int], values: UnsafeMutableBufferPointer<Float>)] = [:]
 
-    init(folder: String) throws {
-        for (t, file) in try SafetensorsCheckpoint(folder: folder).tensors {
+    /// - stem: the weights' file names (see `SafetensorsCheckpoint`).
+    init(folder: String, stem: String = "diffusion_pytorch_model") throws {
+        for (t, file) in try SafetensorsCheckpoint(folder: folder, stem: stem).tensors {
             let values = try file.floats(t)
             let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: values.count)
             _ = buffer.initialize(from: values)
