@@ -128,9 +128,11 @@ extension Graph {
 
     /// `nn.Linear` named `prefix` applied to each of the T tokens of channel-major [N, I, T] activations: a 1×1
     /// convolution over a 1 × T image with the checkpoint's [O, I] weight, plus `residual` [N, O, T] if given.
+    /// Without `bias` the layer has none (diffusers' attention projections: `bias=False`).
     public mutating func tokenLinear(_ prefix: String, _ input: ValueID, in inFeatures: Int, out: Int, tokens: Int,
-                                     residual: ValueID? = nil) -> ValueID {
-        let p = linearParameters(prefix, out: out, in: inFeatures)
+                                     residual: ValueID? = nil, bias hasBias: Bool = true) -> ValueID {
+        let p: (weight: ParameterID, bias: ParameterID?) = hasBias ? linearParameters(prefix, out: out, in: inFeatures)
+            : (parameter("\(prefix).weight", [out, inFeatures]), nil)
         let shape = Conv2DShape(batch: batch, inChannels: inFeatures, outChannels: out, height: 1, width: tokens, kernel: 1,
                                 padTop: 0, padLeft: 0, padBottom: 0, padRight: 0)
         let o = value([batch, out, tokens])
@@ -145,5 +147,58 @@ extension Graph {
         add(prefix, .layerNorm(GraphOp.LayerNorm(input: input, output: o, features: features, tokens: tokens, eps: Float(eps),
                                                  gamma: p.gamma, beta: p.beta)))
         return o
+    }
+
+    /// diffusers `Transformer2DModel` with continuous input, as Stable Diffusion's UNet uses it, over [N, C, side²]
+    /// and a context [N, D_ctx, T_ctx]:
+    ///
+    ///     h = proj_in(GroupNorm(x))          (eps 1e-6; a 1×1 conv, or with `linearProjection` an nn.Linear)
+    ///     for each block: h = BasicTransformerBlock(h, context)
+    ///     out = proj_out(h) + x
+    public mutating func transformer2D(_ p: String, _ x: ValueID, channels: Int, side: Int, heads: Int, groups: Int, context: ValueID,
+                                       contextChannels: Int, contextTokens: Int, linearProjection: Bool, layers: Int) -> ValueID {
+        let tokens = side * side
+        let normed = groupNorm("\(p).norm", x, channels: channels, side: side, groups: groups, eps: 1e-6, silu: false)
+        var h = linearProjection ? tokenLinear("\(p).proj_in", normed, in: channels, out: channels, tokens: tokens)
+            : conv2d("\(p).proj_in", normed, inChannels: channels, outChannels: channels, side: side, kernel: 1)
+        for j in 0 ..< layers {
+            h = basicTransformerBlock("\(p).transformer_blocks.\(j)", h, channels: channels, tokens: tokens, heads: heads, context: context,
+                                      contextChannels: contextChannels, contextTokens: contextTokens)
+        }
+        return linearProjection ? tokenLinear("\(p).proj_out", h, in: channels, out: channels, tokens: tokens, residual: x)
+            : conv2d("\(p).proj_out", h, inChannels: channels, outChannels: channels, side: side, kernel: 1, residual: x)
+    }
+
+    /// diffusers `BasicTransformerBlock` (norm_type "layer_norm", GEGLU feed-forward) over channel-major tokens:
+    ///
+    ///     h = h + attn1(LN₁(h))              self-attention; q, k, v without bias
+    ///     h = h + attn2(LN₂(h), context)     cross-attention: keys and values projected from the context
+    ///     h = h + ff(LN₃(h))                 ff.net.0.proj → [a, g] → a · gelu(g) → ff.net.2 (inner 4C)
+    mutating func basicTransformerBlock(_ p: String, _ x: ValueID, channels c: Int, tokens t: Int, heads: Int, context: ValueID,
+                                        contextChannels: Int, contextTokens: Int) -> ValueID {
+        func attend(_ name: String, _ q: ValueID, _ k: ValueID, _ v: ValueID, keys: Int) -> ValueID {
+            let o = value([batch, c, t])
+            add(name, .multiHeadAttention(GraphOp.MultiHeadAttention(q: q, k: k, v: v, output: o, channels: c, heads: heads, queries: t,
+                                                                     keys: keys, causal: false)))
+            return o
+        }
+        var h = x
+        let n1 = tokenLayerNorm("\(p).norm1", h, features: c, tokens: t, eps: 1e-5)
+        let selfAttended = attend("\(p).attn1", tokenLinear("\(p).attn1.to_q", n1, in: c, out: c, tokens: t, bias: false),
+                                  tokenLinear("\(p).attn1.to_k", n1, in: c, out: c, tokens: t, bias: false),
+                                  tokenLinear("\(p).attn1.to_v", n1, in: c, out: c, tokens: t, bias: false), keys: t)
+        h = tokenLinear("\(p).attn1.to_out.0", selfAttended, in: c, out: c, tokens: t, residual: h)
+        let n2 = tokenLayerNorm("\(p).norm2", h, features: c, tokens: t, eps: 1e-5)
+        let crossAttended = attend("\(p).attn2", tokenLinear("\(p).attn2.to_q", n2, in: c, out: c, tokens: t, bias: false),
+                                   tokenLinear("\(p).attn2.to_k", context, in: contextChannels, out: c, tokens: contextTokens, bias: false),
+                                   tokenLinear("\(p).attn2.to_v", context, in: contextChannels, out: c, tokens: contextTokens, bias: false),
+                                   keys: contextTokens)
+        h = tokenLinear("\(p).attn2.to_out.0", crossAttended, in: c, out: c, tokens: t, residual: h)
+        let n3 = tokenLayerNorm("\(p).norm3", h, features: c, tokens: t, eps: 1e-5)
+        let inner = 4 * c
+        let projected = tokenLinear("\(p).ff.net.0.proj", n3, in: c, out: 2 * inner, tokens: t)
+        let gated = value([batch, inner, t])
+        add("\(p).ff.net.0", .geglu(input: projected, output: gated, features: inner, tokens: t))
+        return tokenLinear("\(p).ff.net.2", gated, in: inner, out: c, tokens: t, residual: h)
     }
 }

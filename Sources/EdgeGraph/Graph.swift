@@ -139,6 +139,9 @@ public enum GraphOp: Sendable {
     /// optionally causal (query i sees keys j ≤ i): the core of transformers' `CLIPAttention` and diffusers'
     /// `Attention`, whose projections are separate nodes.
     case multiHeadAttention(MultiHeadAttention)
+    /// diffusers' `GEGLU` after its projection: input [N, 2F, T] is [a; g] along channels, output [N, F, T] =
+    /// a · gelu(g).
+    case geglu(input: ValueID, output: ValueID, features: Int, tokens: Int)
 
     public enum Activation: String, Sendable {
         /// x · Φ(x), torch's exact GELU.
@@ -191,8 +194,8 @@ public enum GraphOp: Sendable {
         /// upsampling: set only by `foldingUpsampleIntoConvolutions()`, never by a builder.
         public var upsampledInput = false
         public var input: ValueID, output: ValueID
-        /// [O, I, k, k] and [O].
-        public var weight: ParameterID, bias: ParameterID
+        /// [O, I, k, k] and [O] (nil: a layer without bias, as diffusers' attention projections).
+        public var weight: ParameterID, bias: ParameterID?
         /// [N, O], added to every pixel of its channel: a ResNet block's time-embedding projection.
         public var channelBias: ValueID? = nil
         /// [N, O, Ho, Wo]: the ResNet block's shortcut.
@@ -238,6 +241,7 @@ extension GraphOp {
         case let .layerNorm(l): [l.input]
         case let .activation(_, i, _, _): [i]
         case let .multiHeadAttention(a): [a.q, a.k, a.v]
+        case let .geglu(i, _, _, _): [i]
         }
     }
 
@@ -258,6 +262,7 @@ extension GraphOp {
         case let .layerNorm(l): l.output
         case let .activation(_, _, o, _): o
         case let .multiHeadAttention(a): a.output
+        case let .geglu(_, o, _, _): o
         }
     }
 
@@ -266,7 +271,7 @@ extension GraphOp {
         switch self {
         case let .linear(l): [l.weight, l.bias]
         case let .groupNorm(g): [g.gamma, g.beta]
-        case let .conv2d(c): [c.weight, c.bias]
+        case let .conv2d(c): [c.weight] + [c.bias].compactMap { $0 }
         case let .attention(a): [a.normGamma, a.normBeta, a.toQ, a.biasQ, a.toK, a.biasK, a.toV, a.biasV, a.toOut, a.biasOut]
         case let .vectorQuantize(_, _, codebook, _, _, _): [codebook]
         case let .tokenEmbedding(e): [e.table, e.positions]
@@ -293,6 +298,7 @@ extension GraphOp {
         case .layerNorm: "layer_norm"
         case let .activation(f, _, _, _): f.rawValue
         case let .multiHeadAttention(a): a.causal ? "causal_attention" : "multi_head_attention"
+        case .geglu: "geglu"
         }
     }
 

@@ -177,6 +177,12 @@ final class Executable: @unchecked Sendable {
             case (.gelu, false): for j in 0 ..< count { p(o)[j] = geluRef(p(i)[j]) }
             case (.quickGELU, false): for j in 0 ..< count { p(o)[j] = quickGELURef(p(i)[j]) }
             }
+        case let .geglu(i, o, features, tokens, fast):
+            if fast {
+                gegluF32(input: p(i), output: p(o), batch: batch, features: features, tokens: tokens, threads: threads)
+            } else {
+                gegluRef(input: p(i), output: p(o), batch: batch, features: features, tokens: tokens)
+            }
         case let .multiHeadAttention(a):
             switch a.kernel {
             case .fast:

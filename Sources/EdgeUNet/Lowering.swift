@@ -93,6 +93,8 @@ public enum UNetBackend: String, Sendable, CaseIterable {
     /// `geluRef` / `quickGELURef` value by value, or `geluF32` / `quickGELUF32` (`fast`).
     case activation(GraphOp.Activation, input: BufferID, output: BufferID, count: Int, fast: Bool)
     case multiHeadAttention(MultiHeadAttentionStep)
+    /// `gegluRef` or `gegluF32` (`fast`): [N, 2F, T] → [N, F, T].
+    case geglu(input: BufferID, output: BufferID, features: Int, tokens: Int, fast: Bool)
     /// `convertF32ToF16` of `count` values: `output` holds them as binary16 (⌈count/2⌉ floats of arena).
     case toHalf(input: BufferID, output: BufferID, count: Int)
     /// `convertF16ToF32`: the inverse.
@@ -119,7 +121,7 @@ extension Step {
             case let .f32(_, packed): return packed == nil ? "f32, int8 weights per call" : "f32"
             }
         case let .linear(_, _, _, _, _, _, fast), let .groupNorm(_, _, _, _, _, _, _, _, _, fast),
-             let .layerNorm(_, _, _, _, _, _, _, fast), let .activation(_, _, _, _, fast):
+             let .layerNorm(_, _, _, _, _, _, _, fast), let .activation(_, _, _, _, fast), let .geglu(_, _, _, _, fast):
             return fast ? "f32" : "reference"
         case let .multiHeadAttention(a):
             if case .fast = a.kernel { return "f32" } else { return "reference" }
@@ -137,7 +139,7 @@ extension Step {
     /// only): the input is torch.cat((input, concatenated), dim=1), `concatenatedChannels` of them from here.
     public var concatenated: BufferID?, concatenatedChannels: Int
     public var weight: WeightMatrix
-    public var bias: UnsafePointer<Float>
+    public var bias: UnsafePointer<Float>?
     public var channelBias: BufferID?, residual: BufferID?
     public var scale: Float
     /// The GroupNorm (+ SiLU) folded into the convolution's input (`conv2dQ8` only): `input` is then the
@@ -422,7 +424,7 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
                          "a folded norm or concatenation needs conv2dQ8")
             steps.append(.conv2d(ConvStep(shape: c.shape, upsampledInput: c.upsampledInput, input: input, output: buffer(c.output),
                                           concatenated: concatenated?.buffer, concatenatedChannels: concatenated?.channels ?? 0,
-                                          weight: weight, bias: try vector(c.bias), channelBias: c.channelBias.map(buffer),
+                                          weight: weight, bias: try c.bias.map(vector), channelBias: c.channelBias.map(buffer),
                                           residual: c.residual.map(buffer), scale: c.scale, inputNorm: inputNorm, kernel: kernel)))
             scratch.append(bytes)
         case let .concat(a, ca, b, cb, pixels, o):
@@ -471,6 +473,9 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
             scratch.append(0)
         case let .activation(f, i, o, count):
             steps.append(.activation(f, input: buffer(i), output: buffer(o), count: count, fast: fast))
+            scratch.append(0)
+        case let .geglu(i, o, features, tokens):
+            steps.append(.geglu(input: buffer(i), output: buffer(o), features: features, tokens: tokens, fast: fast))
             scratch.append(0)
         case let .multiHeadAttention(a):
             let kernel: MultiHeadAttentionStep.Kernel
@@ -597,6 +602,7 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
         case let .tokenEmbedding(i, o, _, _, _): [i, o]
         case let .layerNorm(i, o, _, _, _, _, _, _): [i, o]
         case let .activation(_, i, o, _, _): [i, o]
+        case let .geglu(i, o, _, _, _): [i, o]
         case let .multiHeadAttention(a):
             switch a.kernel {
             case let .reference(q, k, v, o, scores): [a.q, a.k, a.v, a.output, q, k, v, o, scores]
@@ -622,6 +628,7 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
         case let .tokenEmbedding(_, o, _, _, _): o
         case let .layerNorm(_, o, _, _, _, _, _, _): o
         case let .activation(_, _, o, _, _): o
+        case let .geglu(_, o, _, _, _): o
         case let .multiHeadAttention(a): a.output
         case let .toHalf(_, o, _), let .fromHalf(_, o, _): o
         }

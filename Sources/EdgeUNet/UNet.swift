@@ -27,11 +27,11 @@ public final class UNet: @unchecked Sendable {
     private let executable: Executable
 
     /// The graph of `model`'s UNet for `batch` images, lowered for `backend`: no arena, nothing packed.
-    static func program(model: ModelFile, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool, winograd: Bool,
-                        halfSkipMinimumValues: Int = halfSkipMinimumValuesPerImage) throws -> (Program, Graph) {
+    static func program(config: UNetConfig, weights: some WeightSource, batch: Int, backend: UNetBackend, threads: Threads, int8: Bool,
+                        winograd: Bool, halfSkipMinimumValues: Int = halfSkipMinimumValuesPerImage) throws -> (Program, Graph) {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
-        let graph = UNet2DModelGraph.build(model.unet, batch: batch)
-        return (try lower(graph, model: model, backend: backend, threads: threads, int8: int8, winograd: winograd,
+        let graph = UNet2DModelGraph.build(config, batch: batch)
+        return (try lower(graph, model: weights, backend: backend, threads: threads, int8: int8, winograd: winograd,
                           halfSkipMinimumValues: halfSkipMinimumValues), graph)
     }
 
@@ -65,22 +65,37 @@ public final class UNet: @unchecked Sendable {
 
     /// For tests: skip connections of at least `halfSkipMinimumValues` values per image are kept in binary16 (the
     /// int8 path; see `lower`), so fixture-sized models can take the path that only large images take by default.
-    @_spi(Testing) public init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast,
-                               int8Activations: Bool? = nil, winograd: Bool = true, arena: Arena? = nil, halfSkipMinimumValues: Int) throws {
+    @_spi(Testing) public convenience init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast,
+                                           int8Activations: Bool? = nil, winograd: Bool = true, arena: Arena? = nil,
+                                           halfSkipMinimumValues: Int) throws {
+        try self.init(config: model.unet, weights: model, batch: batch, threads: threads, backend: backend, int8Activations: int8Activations,
+                      winograd: winograd, arena: arena, halfSkipMinimumValues: halfSkipMinimumValues)
+    }
+
+    /// A UNet over any weight source (tests: a diffusers folder read into memory, before the converter knows
+    /// the family); `config` says which graph.
+    @_spi(Testing) public init(config: UNetConfig, weights: some WeightSource, batch: Int, threads: Threads = Threads(),
+                               backend: UNetBackend = .fast, int8Activations: Bool? = nil, winograd: Bool = true, arena: Arena? = nil,
+                               halfSkipMinimumValues: Int = halfSkipMinimumValuesPerImage) throws {
         self.threads = threads
         self.backend = backend
-        let int8 = usesInt8Activations(model: model, backend: backend, requested: int8Activations)
+        let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
         self.int8Activations = int8
-        let (program, graph) = try Self.program(model: model, batch: batch, backend: backend, threads: threads, int8: int8, winograd: winograd,
-                                                halfSkipMinimumValues: halfSkipMinimumValues)
-        self.config = model.unet
+        let (program, graph) = try Self.program(config: config, weights: weights, batch: batch, backend: backend, threads: threads, int8: int8,
+                                                winograd: winograd, halfSkipMinimumValues: halfSkipMinimumValues)
+        self.config = config
         self.batch = batch
-        let executable = Executable(program, weights: model, batch: batch, threads: threads, arena: arena)
+        let executable = Executable(program, weights: weights, batch: batch, threads: threads, arena: arena)
         self.executable = executable
         sample = executable.buffer(graph.input(named: "sample")!)
         timesteps = executable.buffer(graph.input(named: "timesteps")!)
+        context = graph.input(named: "encoder_hidden_states").map { executable.buffer($0) }
         output = executable.buffer(graph.output(named: "output")!)
     }
+
+    /// UNet2DConditionModel only: the text encoder's hidden states [N, cross_attention_dim, T], channel-major
+    /// (`TextEncoderNetwork.lastHiddenState`'s layout), written before `run()`.
+    public let context: UnsafeMutableBufferPointer<Float>?
 
     /// Bytes of the arena holding every activation and scratch buffer.
     public var arenaBytes: Int { executable.arenaBytes }

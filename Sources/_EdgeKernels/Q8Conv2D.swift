@@ -73,7 +73,7 @@ public struct Q8InputNorm {
 /// do not depend on the thread count or the kernel.
 public func conv2dQ8(_ s: Conv2DShape, upsampledInput: Bool = false, input: UnsafePointer<Float>,
                      concatenated: (values: UnsafePointer<Float>, channels: Int)? = nil, weights: Q8ConvWeights,
-                     bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
+                     bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
                      scale: Float = 1, channelBias: UnsafePointer<Float>? = nil, inputNorm: Q8InputNorm? = nil,
                      scratch: UnsafeMutableRawPointer, threads: Threads, kernel: Q8TileKernel? = nil) {
     precondition(conv2dQ8Supports(s), "conv2dQ8: unsupported shape \(s)")
@@ -457,7 +457,7 @@ private struct Q8ComputeTask: ParallelTask {
     let scales: UnsafeMutablePointer<Float>, zeros: UnsafeMutablePointer<Int32>
     let tensor: UnsafePointer<UInt8>
     let tiles: UnsafeMutablePointer<Float>
-    let bias: UnsafePointer<Float>, channelBias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
+    let bias: UnsafePointer<Float>?, channelBias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?
     let scale: Float
     let output: UnsafeMutablePointer<Float>
     let tasks: Int, workers: Int
@@ -494,7 +494,7 @@ private struct Q8ComputeTask: ParallelTask {
             for r in 0 ..< min(8, o - panel * 8) {
                 let oc = panel * 8 + r
                 var y = UnsafeRawPointer(tile + 16 * r).loadUnaligned(as: SIMD16<Float>.self) * weights.scales[oc]
-                y = y + bias[oc]
+                if let bias { y = y + bias[oc] }
                 if let channelBias { y = y + channelBias[image * o + oc] }
                 let at = ((image * o + oc) * ho + oy) * wo + x0
                 if len == 16 {
@@ -521,7 +521,7 @@ private struct Q8ComputeTask: ParallelTask {
             for r in 0 ..< min(8, o - panel * 8) {
                 let oc = panel * 8 + r
                 var y = tile[16 * r + j] * weights.scales[oc]
-                y = y + bias[oc]
+                if let bias { y = y + bias[oc] }
                 if let channelBias { y = y + channelBias[image * o + oc] }
                 let at = ((image * o + oc) * ho + oy) * wo + ox
                 if let residual { y = y + residual[at] }

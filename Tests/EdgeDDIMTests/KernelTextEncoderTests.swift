@@ -2,8 +2,8 @@ import XCTest
 import _EdgeCore
 import _EdgeKernels
 
-/// The text encoder's kernels against their reference twins: layerNormF32, geluF32 / quickGELUF32 and
-/// attentionF32's causal and cross-attention forms, over shapes around the vector widths (8 and 16 lanes).
+/// The transformer kernels (text encoder, Stable Diffusion's transformer blocks) against their reference twins:
+/// layerNormF32, geluF32 / quickGELUF32, gegluF32 and attentionF32's causal and cross-attention forms, over shapes around the vector widths (8 and 16 lanes).
 final class KernelTextEncoderTests: XCTestCase {
     /// LayerNorm's statistics are fp32 sums of 32 channels added in Double, so μ is off by ≲ 32·2⁻²⁴·mean|x| and x − μ inherits it divided by σ; the normalisation adds a
     /// few roundings. Bound, per element: 8e-6 · (|γ|·(|x̂| + |μ|/σ + 1) + |β|). A wrong eps, a biased/unbiased
@@ -90,6 +90,32 @@ final class KernelTextEncoderTests: XCTestCase {
         geluF32(input: y, output: &expected, count: 100)
         y.withUnsafeMutableBufferPointer { geluF32(input: $0.baseAddress!, output: $0.baseAddress!, count: 100) }
         XCTAssertEqual(y, expected)
+    }
+
+    /// GEGLU: a · gelu(g) with the GELU kernel's error on gelu(g) and one rounding of the product.
+    func testGEGLUMatchesReference() {
+        var random = TestRandom(seed: 65)
+        for (n, features, tokens) in [(1, 1, 1), (2, 3, 7), (1, 16, 1), (2, 5, 17), (1, 40, 77), (2, 160, 64), (1, 1280, 64)] {
+            let x = random.floats(n * 2 * features * tokens).map { $0 * 6 }
+            var expected = [Float](repeating: 0, count: n * features * tokens)
+            gegluRef(input: x, output: &expected, batch: n, features: features, tokens: tokens)
+            var byThreads: [[Float]] = []
+            for threadCount in [1, 2, 3] {
+                var got = [Float](repeating: .nan, count: expected.count)
+                gegluF32(input: x, output: &got, batch: n, features: features, tokens: tokens, threads: Threads(threadCount))
+                for image in 0 ..< n {
+                    for i in 0 ..< features * tokens {
+                        let (a, g) = (x[2 * image * features * tokens + i], x[(2 * image + 1) * features * tokens + i])
+                        let e = image * features * tokens + i
+                        let tolerance = abs(a) * Self.geluTolerance(g, geluRef(g)) + abs(expected[e]) * 1.2e-7
+                        XCTAssertEqual(got[e], expected[e], accuracy: tolerance, "n=\(n) features=\(features) tokens=\(tokens) at \(e)")
+                    }
+                }
+                byThreads.append(got)
+            }
+            XCTAssertEqual(byThreads[0], byThreads[1])
+            XCTAssertEqual(byThreads[0], byThreads[2])
+        }
     }
 
     /// As KernelAttentionTests: outputs are convex combinations of V (|V| ≤ 1), |q|, |k| ≤ 3, at most 300 keys;

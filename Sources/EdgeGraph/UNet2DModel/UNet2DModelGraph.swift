@@ -34,9 +34,19 @@ public enum UNet2DModelGraph {
                                 temb: temb, outputScale: scale)
         }
 
-        mutating func attention(_ p: String, _ x: ValueID, channels: Int, side: Int, groups: Int, rescale: Double) -> ValueID {
-            graph.attentionBlock(p, x, channels: channels, side: side, heads: config.attentionHeads(channels: channels), groups: groups,
-                                 eps: eps, rescale: rescale)
+        /// The text encoder's hidden states [N, cross_attention_dim, T] (UNet2DConditionModel only).
+        var context: ValueID? = nil
+
+        /// The attention layer of `level`: UNet2DModel's attention block, or UNet2DConditionModel's
+        /// Transformer2DModel over the context.
+        mutating func attention(_ p: String, _ x: ValueID, level: Int, channels: Int, side: Int, groups: Int, rescale: Double) -> ValueID {
+            guard let k = config.conditioning, let context else {
+                return graph.attentionBlock(p, x, channels: channels, side: side, heads: config.attentionHeads(channels: channels), groups: groups,
+                                            eps: eps, rescale: rescale)
+            }
+            return graph.transformer2D(p, x, channels: channels, side: side, heads: k.headsPerBlock[level], groups: groups, context: context,
+                                       contextChannels: k.crossAttentionDim, contextTokens: k.contextTokens,
+                                       linearProjection: k.useLinearProjection, layers: k.transformerLayersPerBlock)
         }
 
         // MARK: the network
@@ -47,6 +57,7 @@ public enum UNet2DModelGraph {
             var side = c.sampleSize
             let sample = graph.input("sample", [batch, c.inChannels, side, side])
             let timesteps = graph.input("timesteps", [batch])
+            if let k = c.conditioning { context = graph.input("encoder_hidden_states", [batch, k.crossAttentionDim, k.contextTokens]) }
 
             // Time embedding: sinusoid [N, ch0] → linear_1 → SiLU → linear_2 → temb [N, D]. Every resnet
             // projects SiLU(temb), so that activation is computed once.
@@ -79,7 +90,7 @@ public enum UNet2DModelGraph {
                     h = resnet("\(p).resnets.\(j)", h, inChannels: channels, outChannels: ch[i], side: side, temb: embedding, scale: 1)
                     channels = ch[i]
                     if type == .attnDown {
-                        h = attention("\(p).attentions.\(j)", h, channels: channels, side: side, groups: c.normNumGroups, rescale: 1)
+                        h = attention("\(p).attentions.\(j)", h, level: i, channels: channels, side: side, groups: c.normNumGroups, rescale: 1)
                     }
                     skips.append((h, channels))
                 }
@@ -94,8 +105,12 @@ public enum UNet2DModelGraph {
 
             let mid = ch.last!
             h = resnet("mid_block.resnets.0", h, inChannels: mid, outChannels: mid, side: side, temb: embedding, scale: c.midBlockScaleFactor)
-            if c.addAttention {
-                h = attention("mid_block.attentions.0", h, channels: mid, side: side, groups: c.midAttentionGroups, rescale: c.midBlockScaleFactor)
+            if c.conditioning != nil {
+                // UNetMidBlock2DCrossAttn: the transformer's GroupNorm uses the ResNets' groups; no rescaling.
+                h = attention("mid_block.attentions.0", h, level: ch.count - 1, channels: mid, side: side, groups: c.normNumGroups, rescale: 1)
+            } else if c.addAttention {
+                h = attention("mid_block.attentions.0", h, level: ch.count - 1, channels: mid, side: side, groups: c.midAttentionGroups,
+                              rescale: c.midBlockScaleFactor)
             }
             h = resnet("mid_block.resnets.1", h, inChannels: mid, outChannels: mid, side: side, temb: embedding, scale: c.midBlockScaleFactor)
             graph.markStage("mid_block", h)
@@ -113,7 +128,8 @@ public enum UNet2DModelGraph {
                                temb: embedding, scale: 1)
                     channels = out
                     if type == .attnUp {
-                        h = attention("\(p).attentions.\(j)", h, channels: channels, side: side, groups: c.normNumGroups, rescale: 1)
+                        h = attention("\(p).attentions.\(j)", h, level: ch.count - 1 - i, channels: channels, side: side, groups: c.normNumGroups,
+                                      rescale: 1)
                     }
                 }
                 if i != ch.count - 1 {

@@ -29,6 +29,30 @@ public struct UNetConfig: Equatable, Sendable {
     /// Width of the time embedding MLP; nil means 4 · blockOutChannels[0].
     public var timeEmbeddingDim: Int? = nil
     public var addAttention: Bool = true
+    /// Set for diffusers' `UNet2DConditionModel` (Stable Diffusion): the attention layers are
+    /// `Transformer2DModel`s that also attend to a context (the text encoder's hidden states), the mid block
+    /// always has one, and `CrossAttnDownBlock2D` / `CrossAttnUpBlock2D` are `.attnDown` / `.attnUp`.
+    public var conditioning: Conditioning? = nil
+
+    /// What a `UNet2DConditionModel`'s config adds to a `UNet2DModel`'s.
+    public struct Conditioning: Equatable, Sendable {
+        /// Width of the context (`cross_attention_dim`: 768 for SD 1.x, 1024 for SD 2.x).
+        public var crossAttentionDim: Int
+        /// Tokens of the context (the tokenizer's 77).
+        public var contextTokens: Int = 77
+        /// Heads of each down block's transformers (diffusers' `num_attention_heads`, which SD configs spell
+        /// `attention_head_dim`); up block i uses entry levels − 1 − i, the mid block the last.
+        public var headsPerBlock: [Int]
+        /// proj_in / proj_out as `nn.Linear` (SD 2.x) rather than 1×1 `nn.Conv2d` (SD 1.x).
+        public var useLinearProjection: Bool = false
+        /// `BasicTransformerBlock`s per `Transformer2DModel`.
+        public var transformerLayersPerBlock: Int = 1
+
+        public init(crossAttentionDim: Int, headsPerBlock: [Int]) {
+            self.crossAttentionDim = crossAttentionDim
+            self.headsPerBlock = headsPerBlock
+        }
+    }
 
     public init() {}
 
@@ -38,6 +62,7 @@ public struct UNetConfig: Equatable, Sendable {
 
     /// Heads of an attention layer over `channels` channels.
     public func attentionHeads(channels: Int) -> Int {
+        precondition(conditioning == nil, "a UNet2DConditionModel's heads are per block: attentionHeads(level:channels:)")
         guard let d = attentionHeadDim else { return 1 }
         return channels / d
     }
@@ -66,7 +91,16 @@ public struct UNetConfig: Equatable, Sendable {
         if let g = attnNormNumGroups {
             try need(g >= 1 && blockOutChannels.last! % g == 0, "attn_norm_num_groups", "\(g) does not divide the mid block's \(blockOutChannels.last!) channels")
         }
-        if let d = attentionHeadDim {
+        if let k = conditioning {
+            try need((1 ... maxChannels).contains(k.crossAttentionDim), "cross_attention_dim", "must be in 1...\(maxChannels), got \(k.crossAttentionDim)")
+            try need((1 ... 4096).contains(k.contextTokens), "max_position_embeddings", "the context must have 1...4096 tokens, got \(k.contextTokens)")
+            try need((1 ... 16).contains(k.transformerLayersPerBlock), "transformer_layers_per_block", "must be in 1...16, got \(k.transformerLayersPerBlock)")
+            try need(k.headsPerBlock.count == blockOutChannels.count, "attention_head_dim", "must have one entry per block_out_channels entry (\(blockOutChannels.count)), got \(k.headsPerBlock.count)")
+            for (i, c) in blockOutChannels.enumerated() {
+                let heads = k.headsPerBlock[i]
+                try need(heads >= 1 && c % heads == 0, "attention_head_dim", "\(heads) heads do not divide block \(i)'s \(c) channels")
+            }
+        } else if let d = attentionHeadDim {
             try need(d >= 1, "attention_head_dim", "must be positive, got \(d)")
             for (i, c) in blockOutChannels.enumerated() where hasAttention(level: i) {
                 try need(c % d == 0, "attention_head_dim", "\(d) does not divide \(c) channels of an attention layer")
@@ -99,7 +133,7 @@ public struct UNetConfig: Equatable, Sendable {
     /// up block at the same resolution, or the mid block at the last level.
     func hasAttention(level i: Int) -> Bool {
         let n = blockOutChannels.count
-        return downBlockTypes[i] == .attnDown || upBlockTypes[n - 1 - i] == .attnUp || (addAttention && i == n - 1)
+        return downBlockTypes[i] == .attnDown || upBlockTypes[n - 1 - i] == .attnUp || ((addAttention || conditioning != nil) && i == n - 1)
     }
 
     /// Every parameter tensor of the model, by its diffusers name, with its shape, in the order diffusers'

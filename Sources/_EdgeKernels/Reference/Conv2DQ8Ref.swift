@@ -16,7 +16,7 @@ import _EdgeQuant
 /// - weight: `.q8PerChannel`, O rows of C·k·k in PyTorch order (c, ky, kx).
 /// - input [N, C, H, W] (or [N, C, H/2, W/2] upsampled), output / residual [N, O, Ho, Wo]; channelBias [N, O].
 public func conv2dQ8Ref(_ s: Conv2DShape, upsampledInput: Bool = false, input: UnsafePointer<Float>, weight: WeightMatrix,
-                        bias: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
+                        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>? = nil,
                         scale outScale: Float = 1, channelBias: UnsafePointer<Float>? = nil) {
     precondition(weight.type == .q8PerChannel && (s.stride == 1 || !upsampledInput), "conv2dQ8Ref: q8 weights; upsampled input at stride 1")
     precondition(weight.rows == s.outChannels && weight.columns == s.fanIn)
@@ -59,7 +59,7 @@ public func conv2dQ8Ref(_ s: Conv2DShape, upsampledInput: Bool = false, input: U
                         }
                     }
                     var y = acc * weight.scales![o]
-                    y = y + bias[o]
+                    if let bias { y = y + bias[o] }
                     if let channelBias { y = y + channelBias[n * s.outChannels + o] }
                     let at = ((n * s.outChannels + o) * ho + oy) * wo + ox
                     if let residual { y = y + residual[at] }

@@ -9,7 +9,7 @@ import _EdgeQuant
 /// (fanIn floats), so fp32, fp16 and int8 models share one definition; accumulation is fp32.
 ///
 /// - input: [N, I, H, W]; output: [N, O, Ho, Wo]; weight: O rows of I·k·k; bias: [O].
-public func conv2dRef(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>,
+public func conv2dRef(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: WeightMatrix, bias: UnsafePointer<Float>?,
                       output: UnsafeMutablePointer<Float>, rowScratch: UnsafeMutablePointer<Float>) {
     precondition(weight.rows == s.outChannels && weight.columns == s.fanIn, "weight is \(weight.rows)×\(weight.columns), conv needs \(s.outChannels)×\(s.fanIn)")
     let (ho, wo, k) = (s.outHeight, s.outWidth, s.kernel)
@@ -18,7 +18,7 @@ public func conv2dRef(_ s: Conv2DShape, input: UnsafePointer<Float>, weight: Wei
         weight.dequantizeRow(o, into: rowScratch)
         for n in 0 ..< s.batch {
             let out = output + (n * s.outChannels + o) * outPlane
-            out.initialize(repeating: bias[o], count: outPlane)
+            out.initialize(repeating: bias?[o] ?? 0, count: outPlane)
             for i in 0 ..< s.inChannels {
                 let plane = input + (n * s.inChannels + i) * inPlane
                 for ky in 0 ..< k {

@@ -16,6 +16,16 @@ import Glibc
     return Float(d / (1 + exp(-1.702 * d)))
 }
 
+/// diffusers' GEGLU gate over channel-major tokens: out[n, f, t] = x[n, f, t] · gelu(x[n, F + f, t]), with
+/// x [N, 2F, T] the projection's [a; g] halves along channels and out [N, F, T]; `geluRef` then one product.
+public func gegluRef(input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, batch: Int, features: Int, tokens: Int) {
+    let run = features * tokens
+    for n in 0 ..< batch {
+        let a = input + 2 * n * run, g = a + run, o = output + n * run
+        for i in 0 ..< run { o[i] = a[i] * geluRef(g[i]) }
+    }
+}
+
 /// out = (a + b) · scale, element-wise over `count` values; out may alias a or b.
 public func addScaledRef(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, scale: Float, count: Int, into out: UnsafeMutablePointer<Float>) {
     for i in 0 ..< count { out[i] = (a[i] + b[i]) * scale }
