@@ -10,7 +10,7 @@
 ///
 /// Both regexes are written out by hand (no regex engine), and the character classes and lower case come from
 /// `UnicodeTables`, which records what the `tokenizers` library does, not what this Swift runtime's Unicode
-/// data says. NFC is the one step taken from the standard library (see `normalize`).
+/// data says. NFC comes from the standard library, confined to what that library's NFC acts on (`composed`).
 enum TextSplitting {
     /// What the regexes see a code point as.
     enum CharacterClass: Equatable {
@@ -81,17 +81,11 @@ enum TextSplitting {
     }
 
     /// The normalizer: NFC, each run of white space to one space, then lower case.
-    ///
-    /// NFC comes from the standard library (`String._nfcCodeUnits`, the stdlib's own normaliser; Foundation's
-    /// `precomposedStringWithCanonicalMapping` composed Hangul differently). It follows the Swift runtime's
-    /// Unicode version, so a combining mark newer than that runtime's data may compose differently from the
-    /// `tokenizers` library: a known, small limitation (see README).
     static func normalize(_ text: String) -> [Unicode.Scalar] {
-        let composed = String(decoding: text._nfcCodeUnits, as: UTF8.self)
         var out: [Unicode.Scalar] = []
-        out.reserveCapacity(composed.utf8.count)
+        out.reserveCapacity(text.utf8.count)
         var inSpace = false
-        for scalar in composed.unicodeScalars {
+        for scalar in composed(text) {
             if characterClass(scalar) == .whitespace {
                 if !inSpace { out.append(" ") }
                 inSpace = true
@@ -100,6 +94,34 @@ enum TextSplitting {
                 appendLowercase(scalar, to: &out)
             }
         }
+        return out
+    }
+
+    /// NFC as the `tokenizers` library computes it. Its Unicode data is older than the Swift runtime's (it does
+    /// not know U+07FD, a Unicode 11 mark, and leaves it where it stands), so the standard library's NFC
+    /// (`String._nfcCodeUnits`; Foundation's `precomposedStringWithCanonicalMapping` composed Hangul
+    /// differently) runs only on runs of the code points `UnicodeTables.composing` lists, which that library's
+    /// NFC acts on; every other code point is a starter that composes with nothing there, so it ends a run and
+    /// is kept as it is. Within a run the two agree, Unicode's stability policy fixing the combining classes and
+    /// compositions of characters once assigned.
+    static func composed(_ text: String) -> [Unicode.Scalar] {
+        var out: [Unicode.Scalar] = []
+        out.reserveCapacity(text.utf8.count)
+        var run = String.UnicodeScalarView()
+        func flush() {
+            guard !run.isEmpty else { return }
+            out.append(contentsOf: String(decoding: String(run)._nfcCodeUnits, as: UTF8.self).unicodeScalars)
+            run.removeAll(keepingCapacity: true)
+        }
+        for scalar in text.unicodeScalars {
+            if inRanges(UnicodeTables.composing, scalar.value) {
+                run.append(scalar)
+            } else {
+                flush()
+                out.append(scalar)
+            }
+        }
+        flush()
         return out
     }
 

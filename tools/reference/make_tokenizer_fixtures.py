@@ -149,7 +149,8 @@ HANDWRITTEN = [
     "ไทย ภาษา", "العربية جميلة", "עברית", "हिन्दी भाषा", "தமிழ்", "ქართული", "Ελληνικά", "tiếng Việt có dấu", "Ꭰ Cherokee ꭰ",
     "😀", "😀😀😀", "a 😀 b", "🐱‍👤 ninja cat", "👨‍👩‍👧‍👦 family", "👍🏽 thumbs", "👩🏿‍🚀 astronaut", "🏳️‍🌈 flag",
     "🇫🇷🇯🇵 flags", "❤️ heart", "☃ snowman ☀", "🦄unicorn🦄", "✨sparkles✨", "🫠 melting",
-    "e\u0301\u0301\u0301", "a\u0328\u0301", "\u0301alone", "Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d\u034f\u0334\u0319algo",
+    "e\u0301\u0301\u0301", "a\u0328\u0301", "e\u0301\u0323", "\u1e9b\u0323", "\uac00\u0301\U00010F4B",
+    "\ub2e4\u0301\u07fd nko", "s\u0899\u3099", "\u03b2\u0301\U00011F42", "a\u0301\u1df6", "x\u0345\u0301\u0316", "\u0301alone", "Z\u0351\u036b\u0343\u036a\u0302\u036b\u033d\u034f\u0334\u0319algo",
     "tab\tseparated\tvalues", "new\nline", "carriage\r\nreturn", "multiple     spaces", "  leading and trailing  ",
     "nbsp\u00a0here", "ideographic\u3000space", "zero\u200bwidth", "joiner\u200dhere", "soft\u00adhyphen",
     "bom\ufeffin", "line\u2028sep", "para\u2029sep", "nel\u0085next", "thin\u2009space", "em\u2003space",
@@ -283,6 +284,31 @@ def delta_runs(single):
     return runs
 
 
+def nfc_relevant(cps):
+    """Code points the tokenizers library's NFC does anything with: it changes them alone or after U+0345 (the
+    highest combining class, so every other mark it knows reorders before it), or composes them (both parts and
+    the result, from Python's decompositions, kept where tokenizers does compose them), and Hangul. Its Unicode
+    data is older than Python's and Swift's (it does not reorder U+07FD, a Unicode 11 mark): the Swift side runs
+    its NFC only on runs of these and passes everything else through, as tokenizers does."""
+    nfc = normalizers.NFC()
+    cps = [c for c in cps if c != 0x7C]  # "|" separates the probes (it composes with nothing)
+
+    def probe(prefix):
+        out = nfc.normalize_str("".join("|" + prefix + chr(c) for c in cps)).split("|")[1:]
+        assert len(out) == len(cps)
+        return out
+
+    relevant = {c for c, alone, after in zip(cps, probe(""), probe("\u0345"))
+                if alone != chr(c) or after != "\u0345" + chr(c)}
+    for c in cps:
+        d = unicodedata.decomposition(chr(c))
+        parts = [] if not d or d.startswith("<") else [int(x, 16) for x in d.split()]
+        if len(parts) == 2 and nfc.normalize_str("|" + chr(parts[0]) + chr(parts[1])) == "|" + chr(c):
+            relevant.update(parts + [c])
+    relevant |= set(range(0x1100, 0x1113)) | set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3)) | set(range(0xAC00, 0xD7A4))
+    return relevant
+
+
 def swift_array(values, per_line=12):
     lines = []
     for i in range(0, len(values), per_line):
@@ -304,6 +330,7 @@ def write_tables():
     assert replace_spaces == spaces, sorted(replace_spaces ^ spaces)[:20]
     single, multi = lowercase_table(cps)
     runs = delta_runs(single)
+    composing = nfc_relevant(cps)
     assert sum((r[1] - r[0]) // r[2] + 1 for r in runs) == len(single)
 
     def hexs(v):
@@ -329,6 +356,12 @@ enum UnicodeTables {{
 {swift_array(flat(ranges(letters)))}
     ]
 
+    /// What the tokenizers library's NFC acts on ({len(composing)} code points): marks it reorders, characters it
+    /// decomposes or composes, Hangul. Others pass through unchanged, whatever a newer Unicode says of them.
+    static let composing: [UInt32] = [
+{swift_array(flat(ranges(composing)))}
+    ]
+
     /// \\p{{N}} ({len(numbers)} code points).
     static let numbers: [UInt32] = [
 {swift_array(flat(ranges(numbers)))}
@@ -346,7 +379,7 @@ enum UnicodeTables {{
     ]
 }}
 """)
-    return letters, numbers, spaces, single, multi
+    return letters, numbers, spaces, single, multi, composing
 
 
 # ---- a Python copy of the Swift splitting rules, checked against the real pre-tokenizer ----
@@ -452,13 +485,22 @@ def any_scalar_texts(rng, count):
     return out
 
 
+def mark_texts(rng, count):
+    """Short prompts of a base letter and random combining marks (and unassigned code points): where NFC
+    reorders and composes, and where Unicode versions disagree."""
+    marks = [c for c in range(0x300, 0x20000) if unicodedata.category(chr(c)) in ("Mn", "Mc", "Cn")]
+    bases = "aeiouAEIOUnNcCsSzZ가나다ㄱαβ"
+    return [rng.choice(bases) + "".join(chr(rng.choice(marks)) for _ in range(rng.randint(1, 3))) + " "
+            + rng.choice(bases) + "\u0301" + chr(rng.choice(marks)) for _ in range(count)]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wheel", help="open_clip_torch wheel (pip download open_clip_torch --no-deps); required unless --extra")
     ap.add_argument("--extra", type=int, metavar="N",
-                    help="write nothing into the repository; instead write N random prompts (random code points, "
-                         "seed --seed) with the sd1 and sd2 ids to --extra-out, for TokenizerTests' "
-                         "EDGE_DDIM_TOKENIZER_EXTRA check")
+                    help="write nothing into the repository; instead write N prompts of random code points and N of "
+                         "random combining marks (seed --seed) with the sd1 and sd2 ids to --extra-out, for "
+                         "TokenizerTests' EDGE_DDIM_TOKENIZER_EXTRA check")
     ap.add_argument("--extra-out", default="/tmp/tokenizer-extra.json")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
@@ -466,9 +508,10 @@ def main():
     if args.extra:
         with tempfile.TemporaryDirectory() as scratch:
             toks = {name: load(name, scratch) for name in ["sd1", "sd2"]}
-            corpus = corpus_of(any_scalar_texts(random.Random(args.seed), args.extra), toks)
+            rng = random.Random(args.seed)
+            corpus = corpus_of(any_scalar_texts(rng, args.extra) + mark_texts(rng, args.extra), toks)
         Path(args.extra_out).write_text(json.dumps(corpus, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-        print(f"{args.extra} random prompts in {args.extra_out}")
+        print(f"{2 * args.extra} random prompts in {args.extra_out}")
         return
     if not args.wheel:
         ap.error("--wheel is required")
@@ -477,9 +520,9 @@ def main():
     OUT.mkdir(parents=True)
     write_vocab(read_bpe(args.wheel))
     write_configs()
-    letters, numbers, spaces, single, multi = write_tables()
+    letters, numbers, spaces, single, multi, composing = write_tables()
     print(f"tables: {len(letters)} letters, {len(numbers)} numbers, {len(spaces)} spaces, "
-          f"{len(single)} + {len(multi)} lower-case mappings")
+          f"{len(single)} + {len(multi)} lower-case mappings, {len(composing)} NFC code points")
 
     texts = prompts()
     with tempfile.TemporaryDirectory() as scratch:
