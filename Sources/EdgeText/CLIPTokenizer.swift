@@ -37,8 +37,11 @@ public struct CLIPTokenizer: Sendable {
         public var eos: String
         /// SD 1.x pads with `<|endoftext|>` (49407), SD 2.x with `!` (0).
         public var pad: String
+        /// Cut out of the prompt before BPE, each one id; every content must be a vocabulary token. The
+        /// default is bos, eos and pad, matched as written (CLIPTokenizer's own defaults).
         public var specialTokens: [SpecialToken]
 
+        /// A sanity bound on `model_max_length` (CLIP's text encoders take 77 positions).
         public static let maxLengthLimit = 4096
 
         public init(maxLength: Int = 77, bos: String = "<|startoftext|>", eos: String = "<|endoftext|>", pad: String = "<|endoftext|>",
