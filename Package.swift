@@ -22,6 +22,7 @@ let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-
 //   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels (+ _EdgeMicrokernels, C)  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
 //   _EdgeCore  <-  EdgeGraph (one graph per model family)  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
 //   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM
+//   _EdgeCore  <-  EdgeText (CLIP's tokenizer)  <-  EdgeConvert
 // The sampler never imports the UNet; the CLI holds no maths.
 let package = Package(
     name: "edge-ddim",
@@ -55,8 +56,10 @@ let package = Package(
         .target(name: "EdgeUNet", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile"], swiftSettings: engineSettings),
         .target(name: "EdgeSampler", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         .target(name: "EdgeImageIO", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
+        // Prompt to token ids (CLIP's BPE), exactly as transformers' CLIPTokenizer.
+        .target(name: "EdgeText", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeGraph", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO"], swiftSettings: engineSettings),
-        .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeModelFile"], swiftSettings: engineSettings),
+        .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeModelFile", "EdgeText"], swiftSettings: engineSettings),
         .executableTarget(
             name: "edge-ddim",
             dependencies: ["EdgeDDIM", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
@@ -69,6 +72,6 @@ let package = Package(
         .testTarget(
             name: "EdgeDDIMTests",
             dependencies: ["AllocationCounter", "_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile", "EdgeUNet",
-                           "EdgeSampler", "EdgeImageIO", "EdgeDDIM", "EdgeConvert"]),
+                           "EdgeSampler", "EdgeImageIO", "EdgeDDIM", "EdgeConvert", "EdgeText"]),
     ]
 )

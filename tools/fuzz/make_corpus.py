@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the fuzzers' seed corpora into Tests/Fuzz/corpus/TARGET (a few KB each).
 
-npy and png seeds are the committed test fixtures; config seeds are the fixtures' config files; safetensors
+npy and png seeds are the committed test fixtures; tokenizer seeds are small compact tokenizers and prompts
+from the tokenizer fixture; config seeds are the fixtures' config files; safetensors
 and model-file seeds are written here, byte by byte as docs/FORMAT.md and the safetensors spec describe, so
 that each seed is small and valid (a fuzzer mutates valid files far more usefully than noise).
 Standard library only:  python3 tools/fuzz/make_corpus.py
@@ -171,6 +172,39 @@ def write_modelfile():
                                                     version=2, extra=extra))
 
 
+def compact_tokenizer(tokens, merges, specials, max_length=77, bos=None, eos=None, pad=None):
+    """CompactForm.swift's layout: tokens in id order, merges as id pairs, specials as (id, normalized)."""
+    ids = {t: i for i, t in enumerate(tokens)}
+    out = b"EDGECLIP" + struct.pack("<8I", 1, max_length, len(tokens), len(merges), len(specials), ids[bos], ids[eos], ids[pad])
+    for i, t in enumerate(tokens):
+        raw = t.encode()
+        out += struct.pack("<IH", i, len(raw)) + raw
+    for a, b in merges:
+        out += struct.pack("<II", ids[a], ids[b])
+    for t, normalized in specials:
+        out += struct.pack("<IB", ids[t], normalized)
+    return out
+
+
+def write_tokenizer():
+    """Compact tokenizers (prefixed by an even byte) built from the fixture vocabulary's 512 byte symbols, and
+    prompts (prefixed by an odd byte) from the fixture corpus."""
+    folder = fresh("tokenizer")
+    fixture = FIXTURES / "tokenizer"
+    vocab = json.loads((fixture / "vocab.json").read_text(encoding="utf-8"))
+    by_id = sorted(vocab, key=vocab.get)
+    symbols = by_id[:512]  # 256 byte symbols, then the same with </w>
+    merges = [("a", "b"), ("ab", "c</w>"), ("t", "h"), ("th", "e</w>"), ("!", "!</w>")]
+    tokens = symbols + ["ab", "abc</w>", "th", "the</w>", "!!</w>", "<|startoftext|>", "<|endoftext|>"]
+    (folder / "small.bin").write_bytes(b"\x00" + compact_tokenizer(
+        tokens, merges, [("<|startoftext|>", 1), ("<|endoftext|>", 0), ("!", 0)], bos="<|startoftext|>", eos="<|endoftext|>", pad="!"))
+    (folder / "short.bin").write_bytes(b"\x02" + compact_tokenizer(
+        tokens, merges[:1], [("<|endoftext|>", 0)], max_length=2, bos="<|startoftext|>", eos="<|endoftext|>", pad="<|endoftext|>"))
+    prompts = json.loads((fixture / "corpus.json").read_text(encoding="utf-8"))["prompts"]
+    for i, entry in enumerate(prompts[:: max(1, len(prompts) // 24)]):
+        (folder / f"prompt-{i:02}.txt").write_bytes(b"\x01" + entry["prompt"].encode())
+
+
 def copy_fixtures(target, source, pattern):
     folder = fresh(target)
     for path in sorted(source.glob(pattern)):
@@ -181,6 +215,7 @@ if __name__ == "__main__":
     write_safetensors()
     write_config()
     write_modelfile()
+    write_tokenizer()
     copy_fixtures("npy", FIXTURES / "sampler" / "npy", "*.npy")
     copy_fixtures("png", FIXTURES / "sampler" / "png", "*.png")
     for folder in sorted(OUT.iterdir()):

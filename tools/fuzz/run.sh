@@ -6,7 +6,7 @@
 #
 # To run two targets at once, build first, then start each with --no-build (the build folder is shared).
 #
-# Targets: safetensors config modelfile npy png. The package sources are compiled module by module with
+# Targets: safetensors config modelfile npy png tokenizer. The package sources are compiled module by module with
 # swiftc -sanitize=fuzzer,address (SwiftPM has no fuzzer target type), into .build-fuzz. Crashing inputs
 # are saved in .build-fuzz/findings/TARGET; the grown corpus in .build-fuzz/corpus/TARGET (not committed:
 # add an input to Tests/Fuzz/corpus only when it covers something new, and a crash as a regression test in
@@ -25,7 +25,7 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config modelfile npy png)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config modelfile npy png tokenizer)
 
 B=$root/.build-fuzz
 mkdir -p "$B/modules" "$B/obj"
@@ -60,6 +60,7 @@ module EdgeGraph $(find Sources/EdgeGraph -name "*.swift")
 module EdgeModelFile Sources/EdgeModelFile/*.swift
 module EdgeSampler Sources/EdgeSampler/*.swift
 module EdgeImageIO Sources/EdgeImageIO/*.swift
+module EdgeText Sources/EdgeText/*.swift
 module EdgeConvert Sources/EdgeConvert/*.swift
 
 for t in "${targets[@]}"; do
