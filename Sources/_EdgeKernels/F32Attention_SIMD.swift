@@ -42,7 +42,7 @@ public func attentionF32(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: Un
     let workers = min(threads.count, max(1, batch * heads * tokens * keys * d / 65_536), blocks)
     let task = AttentionTask(q: q, k: k, v: v, output: output, d: d, tokens: tokens, keys: keys, causal: causal,
                              scale: scale ?? 1 / Float(d).squareRoot(), blocksPerHead: blocksPerHead, blocks: blocks, workers: workers,
-                             scratch: alignedScratch(scratch), blockFloats: attentionBlockFloats(keys))
+                             scratch: alignedFloats(scratch), blockFloats: attentionBlockFloats(keys))
     threads.parallelFor(workers, task)
 }
 
@@ -53,11 +53,6 @@ public func attentionF32ScratchBytes(tokens: Int, threads: Threads) -> Int {
 
 /// A [T][L] score block, rounded up to whole cache lines so threads never share one.
 private func attentionBlockFloats(_ tokens: Int) -> Int { (tokens * F32Vector.scalarCount + 15) / 16 * 16 }
-
-private func alignedScratch(_ p: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Float> {
-    let address = (Int(bitPattern: p) + 63) & ~63
-    return UnsafeMutableRawPointer(bitPattern: address)!.assumingMemoryBound(to: Float.self)
-}
 
 /// Worker t takes query blocks [blocks·t/workers, blocks·(t+1)/workers) of the flattened (image, head, block) space.
 private struct AttentionTask: ParallelTask {
@@ -73,13 +68,15 @@ private struct AttentionTask: ParallelTask {
     func run(_ t: Int) {
         let scores = scratch + t * blockFloats
         let lanes = F32Vector.scalarCount
+        var laneIndex = F32Vector()  // 0, 1, …, L − 1: which query of a block each lane holds, for the causal mask
+        for l in 0 ..< lanes { laneIndex[l] = Float(l) }
         for block in Threads.share(t, of: blocks, workers: workers) {
             let head = block / blocksPerHead  // n · heads + h
             let i0 = (block % blocksPerHead) * lanes
             let (queryBase, keyBase) = (head * d * tokens, head * d * keys)  // [d, Tq] and [d, Tk] slabs of this image and head
             let queries = min(lanes, tokens - i0)
             attendQueryBlock(q: q + queryBase + i0, k: k + keyBase, v: v + keyBase, d: d, queryStride: tokens, keyStride: keys,
-                             keys: causal ? i0 + queries : keys, causalFirstQuery: causal ? i0 : nil, queries: queries,
+                             keys: causal ? i0 + queries : keys, causalFirstQuery: causal ? i0 : nil, laneIndex: laneIndex, queries: queries,
                              scale: scale, scores: scores, output: output + queryBase + i0)
         }
     }
@@ -89,7 +86,7 @@ private struct AttentionTask: ParallelTask {
 /// floats, of which the first t = `keys` are read. With `causalFirstQuery` i0, lane l sees keys j ≤ i0 + l only.
 @inline(__always)
 private func attendQueryBlock(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, d: Int, queryStride qs: Int,
-                              keyStride ks: Int, keys t: Int, causalFirstQuery: Int?, queries: Int, scale: Float,
+                              keyStride ks: Int, keys t: Int, causalFirstQuery: Int?, laneIndex: F32Vector, queries: Int, scale: Float,
                               scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>) {
     let lanes = F32Vector.scalarCount
     let full = queries == lanes
@@ -120,8 +117,6 @@ private func attendQueryBlock(q: UnsafePointer<Float>, k: UnsafePointer<Float>, 
     }
     // A causal block's keys from its first query on are visible to some lanes only: lane l sees key j iff
     // j − i0 ≤ l. Those scores become −∞ and the maximum is taken again over what each lane sees.
-    var laneIndex = F32Vector()
-    for l in 0 ..< lanes { laneIndex[l] = Float(l) }
     let maskedFrom = causalFirstQuery ?? t
     @inline(__always) func hidden(_ j: Int) -> SIMDMask<F32Vector.MaskStorage> { laneIndex .< F32Vector(repeating: Float(j - maskedFrom)) }
     if maskedFrom < t {

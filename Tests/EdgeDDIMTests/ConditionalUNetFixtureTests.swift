@@ -28,8 +28,7 @@ final class ConditionalUNetFixtureTests: XCTestCase {
             let context = try io.tensor("encoder_hidden_states")  // [N, T, D]
             let (batch, tokens, width) = (context.shape[0], context.shape[1], context.shape[2])
             XCTAssertEqual([tokens, width], [k.contextTokens, k.crossAttentionDim])
-            var channelMajor = [Float](repeating: 0, count: context.values.count)
-            for n in 0 ..< batch { for t in 0 ..< tokens { for d in 0 ..< width { channelMajor[(n * width + d) * tokens + t] = context.values[(n * tokens + t) * width + d] } } }
+            let channelMajor = transposedImages(context.values, batch: batch, rows: tokens, columns: width)
             for backend in UNetBackend.allCases {
                 let unet = try UNet(config: c, weights: weights, batch: batch, threads: Threads(2), backend: backend)
                 _ = unet.sample.update(fromContentsOf: try io.tensor("sample").values)

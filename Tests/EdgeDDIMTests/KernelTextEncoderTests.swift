@@ -123,13 +123,6 @@ final class KernelTextEncoderTests: XCTestCase {
     /// head, mask or missing term moves outputs by ≥ 1e-3.
     static let attentionTolerance: Float = 2e-5
 
-    /// [N, T, C] → [N, C, T].
-    func channelMajor(_ x: [Float], batch: Int, tokens: Int, channels: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: x.count)
-        for n in 0 ..< batch { for t in 0 ..< tokens { for c in 0 ..< channels { out[(n * channels + c) * tokens + t] = x[(n * tokens + t) * channels + c] } } }
-        return out
-    }
-
     /// attentionF32 with causal masks and with as many or other keys than queries (CLIP's causal self-attention,
     /// a conditional UNet's cross-attention) against sequenceAttentionRef on the token-major transposes.
     func testCausalAndCrossAttentionMatchReference() {
@@ -148,9 +141,9 @@ final class KernelTextEncoderTests: XCTestCase {
             var expectedTokenMajor = [Float](repeating: 0, count: n * tq * c), scores = [Float](repeating: 0, count: tk)
             sequenceAttentionRef(q: q, k: k, v: v, batch: n, queries: tq, keys: tk, channels: c, heads: heads, causal: causal,
                                  output: &expectedTokenMajor, scores: &scores)
-            let expected = channelMajor(expectedTokenMajor, batch: n, tokens: tq, channels: c)
-            let (qc, kc, vc) = (channelMajor(q, batch: n, tokens: tq, channels: c), channelMajor(k, batch: n, tokens: tk, channels: c),
-                                channelMajor(v, batch: n, tokens: tk, channels: c))
+            let expected = transposedImages(expectedTokenMajor, batch: n, rows: tq, columns: c)
+            let (qc, kc, vc) = (transposedImages(q, batch: n, rows: tq, columns: c), transposedImages(k, batch: n, rows: tk, columns: c),
+                                transposedImages(v, batch: n, rows: tk, columns: c))
             var byThreads: [[Float]] = []
             for threadCount in [1, 2, 3] {
                 let threads = Threads(threadCount)

@@ -3,6 +3,7 @@ import XCTest
 import AllocationCounter
 import _EdgeCore
 import _EdgeQuant
+import _EdgeKernels
 import EdgeConvert
 import EdgeModelFile
 
@@ -63,6 +64,21 @@ struct FixtureIO {
         return (t.shape, try file.floats(t))
     }
     var metadata: [String: String] { file.metadata }
+}
+
+/// Each of `batch` [rows, columns] matrices transposed (`transposeRef` image by image): [N, T, C] ↔ [N, C, T].
+func transposedImages(_ x: some Collection<Float>, batch: Int, rows: Int, columns: Int) -> [Float] {
+    let source = Array(x)
+    precondition(source.count == batch * rows * columns, "transposedImages: \(source.count) values for \(batch) × \(rows) × \(columns)")
+    var out = [Float](repeating: 0, count: source.count)
+    source.withUnsafeBufferPointer { s in
+        out.withUnsafeMutableBufferPointer { o in
+            for n in 0 ..< batch {
+                transposeRef(s.baseAddress! + n * rows * columns, rows: rows, columns: columns, into: o.baseAddress! + n * rows * columns)
+            }
+        }
+    }
+    return out
 }
 
 func maxAbsDifference(_ a: UnsafeBufferPointer<Float>, _ b: [Float]) -> Float {

@@ -20,13 +20,6 @@ final class TextEncoderFixtureTests: XCTestCase {
         return try DiffusersConfig.clipText(JSONValue.parse(readWholeFile(path), context: path)).config
     }
 
-    /// [N, C, T] → [N, T, C].
-    func tokenMajor(_ x: UnsafeBufferPointer<Float>, batch: Int, channels: Int, tokens: Int) -> [Float] {
-        var out = [Float](repeating: 0, count: x.count)
-        for n in 0 ..< batch { for c in 0 ..< channels { for t in 0 ..< tokens { out[(n * tokens + t) * channels + c] = x[(n * channels + c) * tokens + t] } } }
-        return out
-    }
-
     func testLastHiddenStateMatchesTransformers() throws {
         for name in Self.cases {
             let c = try config(name)
@@ -38,7 +31,7 @@ final class TextEncoderFixtureTests: XCTestCase {
                 let network = try TextEncoderNetwork(c, weights: weights, batch: batch, tokens: tokens, threads: Threads(2), backend: backend)
                 var stages: [String: [Float]] = [:]
                 try network.encode(ids.values.map { Int32($0) }) { stage, values in
-                    stages[stage] = self.tokenMajor(values, batch: batch, channels: c.hiddenSize, tokens: tokens)
+                    stages[stage] = transposedImages(values, batch: batch, rows: c.hiddenSize, columns: tokens)
                 }
                 // The embeddings are two fp16-exact rows added in fp32, as torch adds them: bit for bit.
                 XCTAssertEqual(stages["embeddings"], try io.tensor("hidden_states.0").values, "\(name) \(backend) embeddings")
@@ -46,7 +39,7 @@ final class TextEncoderFixtureTests: XCTestCase {
                     let e = maxAbsDifference(try XCTUnwrap(stages["encoder.layers.\(layer)"]), try io.tensor("hidden_states.\(layer + 1)").values)
                     XCTAssertLessThan(e, Self.embeddingTolerance, "\(name) \(backend) layer \(layer)")
                 }
-                let out = tokenMajor(UnsafeBufferPointer(network.lastHiddenState), batch: batch, channels: c.hiddenSize, tokens: tokens)
+                let out = transposedImages(network.lastHiddenState, batch: batch, rows: c.hiddenSize, columns: tokens)
                 let e = maxAbsDifference(out, try io.tensor("last_hidden_state").values)
                 print("\(name) (\(backend)): last_hidden_state max abs error \(e)")
                 XCTAssertLessThan(e, Self.embeddingTolerance, "\(name) \(backend)")
