@@ -22,7 +22,7 @@ let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-
 //   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels (+ _EdgeMicrokernels, C)  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
 //   _EdgeCore  <-  EdgeGraph (one graph per model family)  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
 //   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM
-//   _EdgeCore  <-  EdgeText (CLIP's tokenizer)  <-  EdgeConvert
+//   _EdgeCore  <-  EdgeText (CLIP's tokenizer)  <-  EdgeModelFile (which embeds it), EdgeConvert
 // The sampler never imports the UNet; the CLI holds no maths.
 let package = Package(
     name: "edge-ddim",
@@ -51,14 +51,14 @@ let package = Package(
         // Each model family written down once, as a graph (no weights, no kernels): parameters, FLOPs, the
         // memory plan and the kernel choice all derive from it.
         .target(name: "EdgeGraph", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
-        .target(name: "EdgeModelFile", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph"], swiftSettings: engineSettings),
+        .target(name: "EdgeModelFile", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeText"], swiftSettings: engineSettings),
         // Lowers a graph to kernels and runs it (the runtime knows no model family).
         .target(name: "EdgeUNet", dependencies: ["_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile"], swiftSettings: engineSettings),
         .target(name: "EdgeSampler", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         .target(name: "EdgeImageIO", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         // Prompt to token ids (CLIP's BPE), exactly as transformers' CLIPTokenizer.
         .target(name: "EdgeText", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
-        .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeGraph", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO"], swiftSettings: engineSettings),
+        .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeGraph", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO", "EdgeText"], swiftSettings: engineSettings),
         .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeModelFile", "EdgeText"], swiftSettings: engineSettings),
         .executableTarget(
             name: "edge-ddim",

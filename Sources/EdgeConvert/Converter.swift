@@ -2,6 +2,7 @@ import _EdgeCore
 import EdgeGraph
 import _EdgeQuant
 import EdgeModelFile
+import EdgeText
 
 /// Turns a diffusers UNet2DModel folder, or a pipeline folder, into an edge-ddim model file.
 public enum Converter {
@@ -40,6 +41,18 @@ public enum Converter {
         return name
     }
 
+    /// transformers saves a CLIPTextModel's tensors with the `text_model.` prefix (the hub's Stable Diffusion
+    /// checkpoints) or, from version 5, without it; the graph names them with it.
+    public static let clipTextPrefix = "text_model."
+
+    /// A checkpoint tensor's name in `component`'s graph, or nil for a buffer that is not a parameter
+    /// (older transformers saved the text encoder's `position_ids`, which are just 0..<T).
+    static func canonicalName(_ name: String, component: String) -> String? {
+        guard component == "text_encoder" else { return canonicalName(name) }
+        let full = name.hasPrefix(clipTextPrefix) ? name : clipTextPrefix + name
+        return full == clipTextPrefix + "embeddings.position_ids" ? nil : full
+    }
+
     /// What `convert` may change from what the folder says.
     public struct Options: Sendable {
         /// Overrides the autoencoder's `scaling_factor` (see `autoencoderScalingFactor`).
@@ -68,7 +81,25 @@ public enum Converter {
     }
 
     /// Pipelines `convert` understands, with the components each must have (besides the scheduler).
-    static let pipelines: [String: [String]] = ["LDMPipeline": ["unet", "vqvae"], "DDPMPipeline": ["unet"], "DDIMPipeline": ["unet"]]
+    static let pipelines: [String: [String]] = [
+        "LDMPipeline": ["unet", "vqvae"], "DDPMPipeline": ["unet"], "DDIMPipeline": ["unet"],
+        "StableDiffusionPipeline": ["unet", "vae", "text_encoder", "tokenizer"],
+    ]
+
+    /// Components a pipeline may carry that edge-ddim does not run: left out of the model file with a warning,
+    /// as `StableDiffusionPipeline(..., safety_checker=None)` leaves them out.
+    static let skippedComponents: [String: [String: String]] = [
+        "StableDiffusionPipeline": [
+            "safety_checker": "edge-ddim does not run the NSFW safety checker; images are not filtered",
+            "feature_extractor": "it only prepares the safety checker's input",
+            "image_encoder": "IP-Adapter image prompts are not supported",
+        ],
+    ]
+
+    /// Classes each text-to-image component may have in model_index.json.
+    static let textComponentClasses: [String: [String]] = [
+        "text_encoder": ["CLIPTextModel"], "tokenizer": ["CLIPTokenizer", "CLIPTokenizerFast"],
+    ]
 
     static func convertPipeline(folder: String, weights: WeightType, options: Options) throws -> (metadata: Metadata, tensors: [TensorRecord], report: Report) {
         let indexPath = folder + "/model_index.json"
@@ -81,19 +112,40 @@ public enum Converter {
         for name in needed + ["scheduler"] where components[name] == nil {
             throw EdgeError("\(indexPath): \(pipeline) needs a \(name) component, which is missing")
         }
-        if let extra = components.keys.sorted().first(where: { !(needed + ["scheduler"]).contains($0) }) {
-            throw EdgeError("\(indexPath): component \(extra) (\(components[extra]!)) is not part of \(pipeline) as edge-ddim runs it")
+        var report = Report()
+        let skippable = skippedComponents[pipeline] ?? [:]
+        for extra in components.keys.sorted() where !(needed + ["scheduler"]).contains(extra) {
+            guard let why = skippable[extra] else {
+                throw EdgeError("\(indexPath): component \(extra) (\(components[extra]!)) is not part of \(pipeline) as edge-ddim runs it")
+            }
+            report.warnings.append("\(indexPath): component \(extra) (\(components[extra]!)) is not converted: \(why)")
         }
         for name in needed + ["scheduler"] where !isDirectory(folder + "/" + name) {
             throw EdgeError("\(folder): the \(name) folder is missing (model_index.json lists it)")
         }
-        guard components["unet"] == "UNet2DModel" else {
-            throw EdgeError("\(indexPath): unet is \(components["unet"]!); only UNet2DModel is supported")
+        let conditional = needed.contains("text_encoder")
+        let unetClass = conditional ? "UNet2DConditionModel" : "UNet2DModel"
+        guard components["unet"] == unetClass else {
+            throw EdgeError("\(indexPath): unet is \(components["unet"]!); \(pipeline) needs a \(unetClass)")
+        }
+        for (name, classes) in textComponentClasses.sorted(by: { $0.key < $1.key }) where needed.contains(name) && !classes.contains(components[name]!) {
+            throw EdgeError("\(indexPath): \(name) is \(components[name]!); only \(classes.joined(separator: " or ")) is supported")
         }
 
         // Every config first, so that a mismatch between them is reported before any tensor is read.
-        var report = Report()
-        let unet = try readUNet(folder + "/unet", report: &report)
+        var unet = try readUNet(folder + "/unet", conditional: conditional, report: &report)
+        var text: (config: CLIPTextConfig, tokenizer: CLIPTokenizer)? = nil
+        if conditional {
+            let path = folder + "/text_encoder/config.json"
+            guard fileExists(path) else { throw EdgeError("\(folder)/text_encoder: config.json is missing") }
+            let read = try DiffusersConfig.clipText(try readConfigJSON(path), file: path)
+            report.warnings += read.unknownFields.map { "\(path): ignored unknown field \($0)" }
+            let tokenizer = try DiffusersTokenizer.read(folder: folder + "/tokenizer")
+            // The UNet's context is the text encoder's output: one row per token the tokenizer makes.
+            unet.conditioning!.contextTokens = tokenizer.config.maxLength
+            try ModelFile.checkText(unet: unet, textEncoder: read.config, tokenizer: tokenizer, context: folder)
+            text = (read.config, tokenizer)
+        }
         let autoencoderName = needed.first(where: { ModelFile.autoencoderComponents.contains($0) })
         var autoencoder: AutoencoderConfig? = nil
         if let name = autoencoderName {
@@ -118,6 +170,14 @@ public enum Converter {
         var records: [TensorRecord] = []
         try encodeComponent(folder + "/unet", expected: unet.parameterShapes(), prefix: "", weights: weights, into: &records, report: &report)
         var stored = ["unet"]
+        if let (config, tokenizer) = text {
+            try encodeComponent(folder + "/text_encoder", expected: CLIPTextModelGraph.graph(config, batch: 1).parameters.map { ($0.name, $0.shape) },
+                                prefix: "text_encoder.", model: "CLIPTextModel", stem: SafetensorsCheckpoint.transformersStem, weights: weights,
+                                into: &records, report: &report)
+            metadata.setCLIPText(config, component: "text_encoder")
+            metadata.setTokenizer(tokenizer.compactForm(), component: "tokenizer")
+            stored += ["text_encoder", "tokenizer"]
+        }
         if let name = autoencoderName, let autoencoder {
             // The codebook is looked up, not multiplied: it stays fp32 like biases.
             try encodeComponent(folder + "/" + name, expected: AutoencoderGraph.parameters(autoencoder).map { ($0.name, $0.shape) },
@@ -156,10 +216,11 @@ public enum Converter {
         try JSONValue.parse(try readWholeFile(path, maxBytes: maxConfigFileBytes), context: path)
     }
 
-    static func readUNet(_ folder: String, report: inout Report) throws -> UNetConfig {
+    static func readUNet(_ folder: String, conditional: Bool = false, report: inout Report) throws -> UNetConfig {
         let configPath = folder + "/config.json"
         guard fileExists(configPath) else { throw EdgeError("\(folder): config.json is missing") }
-        let unet = try DiffusersConfig.unet(try readConfigJSON(configPath), file: configPath)
+        let json = try readConfigJSON(configPath)
+        let unet = conditional ? try DiffusersConfig.conditionalUNet(json, file: configPath) : try DiffusersConfig.unet(json, file: configPath)
         report.warnings += unet.unknownFields.map { "\(configPath): ignored unknown field \($0)" }
         return unet.config
     }
@@ -177,22 +238,24 @@ public enum Converter {
     /// Checks the safetensors of `folder` against the `expected` tensors (names and shapes from the family's
     /// graph), then encodes them in that order, named `prefix + name`: matrices (rank ≥ 2) as `weights`, the
     /// rest and `keepFP32` as fp32.
-    /// `model` names the family in errors ("UNet", "VQModel").
+    /// `model` names the family in errors ("UNet", "VQModel"); `stem` the safetensors files' name.
     static func encodeComponent(_ folder: String, expected: [(name: String, shape: [Int])], prefix: String, model: String = "UNet",
-                                weights: WeightType, keepFP32: Set<String> = [], into records: inout [TensorRecord], report: inout Report) throws {
-        let checkpoint = try SafetensorsCheckpoint(folder: folder)
+                                stem: String = "diffusion_pytorch_model", weights: WeightType, keepFP32: Set<String> = [],
+                                into records: inout [TensorRecord], report: inout Report) throws {
+        let checkpoint = try SafetensorsCheckpoint(folder: folder, stem: stem)
         report.sourceDTypes = Array(Set(report.sourceDTypes).union(checkpoint.dtypes)).sorted()
         var byName: [String: (SafetensorsFile.Tensor, SafetensorsFile)] = [:]
+        let component = prefix.isEmpty ? "unet" : String(prefix.dropLast())
         for (t, f) in checkpoint.tensors {
-            let name = canonicalName(t.name)
-            guard byName[name] == nil else { throw EdgeError("\(folder): tensor \(name) appears twice (under its old and new attention names)") }
+            guard let name = canonicalName(t.name, component: component) else { continue }
+            guard byName[name] == nil else { throw EdgeError("\(folder): tensor \(name) appears twice (under two spellings of its name)") }
             byName[name] = (t, f)
         }
         let expectedNames = Set(expected.map(\.name))
         if let extra = byName.keys.sorted().first(where: { !expectedNames.contains($0) }) {
             throw EdgeError("\(folder): checkpoint tensor \(extra) is not part of the \(model) that config.json describes")
         }
-        var component = ComponentReport(name: prefix.isEmpty ? "unet" : String(prefix.dropLast()))
+        var componentReport = ComponentReport(name: component)
         for (name, shape) in expected {
             guard let (t, file) = byName[name] else { throw EdgeError("\(folder): tensor \(name) is missing from the checkpoint") }
             guard t.shape == shape else { throw EdgeError("\(folder): tensor \(name) has shape \(t.shape), config.json implies \(shape)") }
@@ -202,16 +265,16 @@ public enum Converter {
             }
             let type: WeightType = shape.count >= 2 && !keepFP32.contains(name) ? weights : .f32
             let (record, error) = encode(name: prefix + name, shape: shape, values: values, as: type)
-            if let error, error > (component.worstLayer?.relativeError ?? -1) { component.worstLayer = (prefix + name, error) }
+            if let error, error > (componentReport.worstLayer?.relativeError ?? -1) { componentReport.worstLayer = (prefix + name, error) }
             records.append(record)
-            component.tensors += 1
-            component.parameters += values.count
+            componentReport.tensors += 1
+            componentReport.parameters += values.count
             report.weightBytes += record.values.count + (record.scales?.count ?? 0) * 4
         }
-        report.tensors += component.tensors
-        report.parameters += component.parameters
-        if let w = component.worstLayer, w.relativeError > (report.worstLayer?.relativeError ?? -1) { report.worstLayer = w }
-        report.components.append(component)
+        report.tensors += componentReport.tensors
+        report.parameters += componentReport.parameters
+        if let w = componentReport.worstLayer, w.relativeError > (report.worstLayer?.relativeError ?? -1) { report.worstLayer = w }
+        report.components.append(componentReport)
     }
 
     /// Converts `folder` and writes the model file atomically to `output`.

@@ -77,7 +77,10 @@ extension DiffusersConfig {
         var components: [String: String] = [:]
         for (key, value) in members where !key.hasPrefix("_") {
             switch value {
-            case .null: continue
+            // save_pretrained writes [null, null] for a component set to None (a pipeline without its safety checker).
+            case .null, .array([.null, .null]): continue
+            // A pipeline's own settings beside its components (StableDiffusionPipeline's requires_safety_checker).
+            case .bool, .int, .double: continue
             case .array(let pair) where pair.count == 2 && pair[1].stringValue != nil:
                 guard components[key] == nil else { throw EdgeError("\(file): component \(key) appears twice") }
                 components[key] = pair[1].stringValue

@@ -55,8 +55,11 @@ public struct MemoryLimit: Sendable, Equatable {
 extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
+        try options.validate(trainTimesteps: model.schedule.numTrainTimesteps)
         let u = model.unet
-        let unet = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd)
+        let layout = try layout(model: model, options: options)
+        let side = layout.latentSide
+        let unet = try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd, sampleSize: side)
         // x and the sampler's buffers (model output, noise, its history, a scaled input for Euler):
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
@@ -67,29 +70,33 @@ extension SamplingPipeline {
         var imageBytes: Int? = 0
         if let a = model.autoencoder {
             let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                  latentSide: u.sampleSize, threads: options.threads)
+                                                  latentSide: side, threads: options.threads)
             arena = max(unet.arena, d.arena) + unet.packedWeights
             decoding = d.packedWeights
-            let side = Autoencoding.imageShape(model: model).side
-            imageBytes = checkedProduct([options.count, a.config.outChannels, side, side, 4])
+            let imageSide = side * a.config.downsampling
+            imageBytes = checkedProduct([options.count, a.config.outChannels, imageSide, imageSide, 4])
         }
-        guard let buffers = checkedProduct([perSample, options.count, u.inChannels, u.sampleSize, u.sampleSize, 4]),
+        guard let buffers = checkedProduct([perSample, options.count, u.inChannels, side, side, 4]),
               let total = checkedSum(arena, buffers), let imageBytes, let decoded = checkedSum(decoding, imageBytes), let withDecoder = checkedSum(total, decoded) else {
-            throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(u.sampleSize)×\(u.sampleSize) need more memory than can be counted")
+            throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(side)×\(side) need more memory than can be counted")
         }
-        return withDecoder
+        // Text to image: the text encoder runs (and is freed) before the rest is allocated.
+        let text = options.prompt == nil ? 0 : try PromptEmbeddings.workingBytes(model: model, guided: layout.guided, threads: options.threads)
+        return max(withDecoder, text)
     }
 }
 
 extension SamplingPipeline {
     /// The UNet's arena and packed weights for `options`' batch.
     public static func unetWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
-        try UNet.arenaBytes(model: model, batch: options.effectiveBatch, threads: options.threads)
+        let m = try unetMemory(model: model, options: options)
+        return m.arena + m.packedWeights
     }
 
     /// `unetWorkingBytes` in its two parts: the arena (activations and scratch) and the weights packed at load.
     public static func unetMemory(model: ModelFile, options: SamplingOptions) throws -> (arena: Int, packedWeights: Int) {
-        try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads)
+        let layout = try layout(model: model, options: options)
+        return try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, sampleSize: layout.latentSide)
     }
 
     /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model. In a

@@ -30,6 +30,19 @@ public struct SamplingOptions: Sendable {
     /// Winograd 3×3 convolutions where they are faster (`UNet.init`'s `winograd`); false keeps the direct
     /// kernel, whose fp32 weights take a quarter of the memory of F(4,3)'s transformed ones.
     public var winograd = true
+    /// Text to image: the prompt. A text-to-image model needs one; the others refuse it.
+    public var prompt: String? = nil
+    /// What classifier-free guidance steers away from; nil is the empty prompt, as in diffusers.
+    public var negativePrompt: String? = nil
+    /// Classifier-free guidance scale G: ε = ε_u + G·(ε_c − ε_u). G ≤ 1 runs the prompt's pass alone
+    /// (diffusers' `do_classifier_free_guidance` is G > 1).
+    public var guidance: Float = 7.5
+    /// Text to image: the image's width and height in pixels; nil takes the other, or diffusers' default (the
+    /// UNet's sample_size × the VAE's scale factor).
+    public var width: Int? = nil
+    public var height: Int? = nil
+
+    public var guided: Bool { guidance > 1 }
 
     public static let defaultBatch = 4
     public static let maxCount = 4096
@@ -43,6 +56,7 @@ public struct SamplingOptions: Sendable {
         try sampler.validate()
         guard (1 ... Self.maxCount).contains(count) else { throw EdgeError.usage("--count must be in 1...\(Self.maxCount), got \(count)") }
         if let b = batch, !(1 ... Self.maxCount).contains(b) { throw EdgeError.usage("--batch must be in 1...\(Self.maxCount), got \(b)") }
+        guard guidance.isFinite, (0 ... 1000).contains(guidance) else { throw EdgeError.usage("--guidance must be in [0, 1000], got \(guidance)") }
     }
 
     public var effectiveBatch: Int { min(batch ?? Self.defaultBatch, count) }
@@ -66,6 +80,12 @@ public final class SamplingPipeline {
     /// The sampler, built from the model's scheduler config with the options' overrides.
     public let sampler: AnySampler
     public let options: SamplingOptions
+    /// Text to image: the prompt's embeddings (the UNet's context holds them); nil for the other models.
+    public let embeddings: PromptEmbeddings?
+    /// The classifier-free guidance scale, nil when the UNet runs the prompt's pass alone.
+    public let guidance: Float?
+    /// S: the latents' (or pixel-space images') side, the UNet's sample_size unless `--width` changes it.
+    public let latentSide: Int
     /// [count, C, S, S]: unit-variance x_T before `run` (`run` scales it by the sampler's init_noise_sigma,
     /// as diffusers' pipelines scale the latents they are given), x₀ after.
     public let x: UnsafeMutableBufferPointer<Float>
@@ -76,23 +96,41 @@ public final class SamplingPipeline {
 
     public init(model: ModelFile, options: SamplingOptions) throws {
         try options.validate(trainTimesteps: model.schedule.numTrainTimesteps)
+        let layout = try Self.layout(model: model, options: options)
         self.model = model
         self.options = options
+        self.latentSide = layout.latentSide
         self.sampler = try AnySampler(options.sampler, schedulerConfig: Self.schedulerConfig(model: model, options: options), steps: options.steps)
         let u = model.unet
+        // Text to image: the prompt is encoded first, so the text encoder is gone before the UNet is loaded.
+        embeddings = try options.prompt.map {
+            try PromptEmbeddings.encode(model: model, prompt: $0, negativePrompt: options.negativePrompt, guided: layout.guided, threads: options.threads)
+        }
+        guidance = layout.guided ? options.guidance : nil
         // Latent diffusion: the UNet is done before the decoder starts, so their activations share one arena.
         var shared: Arena? = nil
         if let a = model.autoencoder {
-            let unetArena = try UNet.memory(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd).arena
+            let unetArena = try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd,
+                                            sampleSize: layout.latentSide).arena
             let decoderArena = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                             latentSide: u.sampleSize, threads: options.threads).arena
+                                                             latentSide: layout.latentSide, threads: options.threads).arena
             shared = Arena(byteCount: max(unetArena, decoderArena))
         }
-        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads, winograd: options.winograd, arena: shared)
+        self.unet = try UNet(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd, arena: shared,
+                             sampleSize: layout.latentSide)
         guard u.inChannels == u.outChannels else {
             throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); sampling needs a prediction the shape of its input")
         }
-        let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
+        if let embeddings, let context = unet.context {
+            // [unconditional × b, conditional × b] with guidance (diffusers' torch.cat([negative, prompt])), else
+            // [conditional × b]: the same for every chunk of images, so written once.
+            let slot = embeddings.conditional.count, b = unet.batch / (layout.guided ? 2 : 1)
+            for i in 0 ..< unet.batch {
+                let source = layout.guided && i < b ? embeddings.unconditional! : embeddings.conditional
+                source.withUnsafeBufferPointer { (context.baseAddress! + i * slot).update(from: $0.baseAddress!, count: slot) }
+            }
+        }
+        let count = options.count * u.inChannels * layout.latentSide * layout.latentSide
         x = .allocate(capacity: count)
         x.initialize(repeating: 0)
         workspace = sampler.makeWorkspace(count: count)
@@ -101,7 +139,7 @@ public final class SamplingPipeline {
         generator.fillNormal(x)
         if let a = model.autoencoder {
             let network = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                 latentSide: u.sampleSize, threads: options.threads, arena: shared)
+                                                 latentSide: layout.latentSide, threads: options.threads, arena: shared)
             decoder = network
             let pixels = network.output.count * options.count
             image = .allocate(capacity: pixels)
@@ -140,7 +178,7 @@ public final class SamplingPipeline {
     }
 
     /// Shape of x: [count, C, S, S].
-    public var shape: [Int] { [options.count, model.unet.inChannels, model.unet.sampleSize, model.unet.sampleSize] }
+    public var shape: [Int] { [options.count, model.unet.inChannels, latentSide, latentSide] }
 
     /// Replaces the seeded x_T (for `--init-noise`): unit-variance noise, count·C·S·S floats.
     public func setInitialNoise(_ values: UnsafeBufferPointer<Float>) throws {
@@ -154,12 +192,16 @@ public final class SamplingPipeline {
     /// - stop: polled before each evaluation; returning a signal number ends the run by throwing `Interrupted`
     ///   (the CLI passes `{ Interruption.signal }`). Must not allocate: it runs inside the sampling loop.
     public func run(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
-        let unet = self.unet, count = options.count
+        let unet = self.unet, count = options.count, guidance = self.guidance
         let sigma = initNoiseSigma
         if sigma != 1 { for i in 0..<x.count { x[i] = x[i] * sigma } }
         try sampler.run(x: x, generator: &generator, workspace: workspace,
                         model: { xt, t, out in
-                            try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
+                            if let guidance {
+                                try evaluateGuided(unet, count: count, guidance: guidance, xt: xt, t: t, out: out, stop: stop)
+                            } else {
+                                try evaluateInChunks(unet, count: count, xt: xt, t: t, out: out, stop: stop)
+                            }
                         },
                         progress: progress)
         // LDMPipeline's last lines: latents / scaling_factor (+ shift_factor), `.decode`, image by image.
@@ -179,6 +221,71 @@ public final class SamplingPipeline {
     /// Working memory a pipeline with `options` would need, without allocating it.
     public static func workingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         try checkedWorkingBytes(model: model, options: options)
+    }
+}
+
+/// Sizes every buffer of a pipeline derives from.
+struct PipelineLayout {
+    /// S of the [C, S, S] latents (or pixel-space images).
+    var latentSide: Int
+    /// Images the UNet holds: the batch, twice over with classifier-free guidance.
+    var unetBatch: Int
+    var guided: Bool
+}
+
+extension SamplingPipeline {
+    /// The text options checked against the model, and the sizes they imply. Width and height follow
+    /// diffusers' defaults; they must be equal (the graphs are square) and a multiple of the VAE's scale factor
+    /// times the UNet's downsampling, which diffusers pads around and edge-ddim does not.
+    static func layout(model: ModelFile, options: SamplingOptions) throws -> PipelineLayout {
+        let u = model.unet
+        guard let autoencoder = model.autoencoder, model.textEncoder != nil else {
+            for (given, flag) in [(options.prompt != nil, "--prompt"), (options.negativePrompt != nil, "--negative-prompt"),
+                                  (options.width != nil, "--width"), (options.height != nil, "--height")] where given {
+                throw EdgeError.usage("\(flag): model \(model.path) has no text encoder (it is not a text-to-image model)")
+            }
+            return PipelineLayout(latentSide: u.sampleSize, unetBatch: options.effectiveBatch, guided: false)
+        }
+        guard options.prompt != nil else { throw EdgeError.usage("model \(model.path) makes images from text: give --prompt TEXT") }
+        let factor = autoencoder.config.downsampling
+        let fallback = u.sampleSize * factor
+        let width = options.width ?? options.height ?? fallback, height = options.height ?? options.width ?? fallback
+        let multiple = factor << (u.levels - 1)
+        for (value, flag) in [(width, "--width"), (height, "--height")] {
+            guard value >= multiple, value <= 4096, value % multiple == 0 else {
+                throw EdgeError.usage("\(flag) must be a multiple of \(multiple) from \(multiple) to 4096 for this model (the VAE's factor \(factor) times the UNet's \(1 << (u.levels - 1)) downsamplings), got \(value)")
+            }
+        }
+        guard width == height else { throw EdgeError.usage("--width \(width) and --height \(height) differ; edge-ddim makes square images only (for now)") }
+        return PipelineLayout(latentSide: width / factor, unetBatch: options.effectiveBatch * (options.guided ? 2 : 1), guided: options.guided)
+    }
+}
+
+/// The model callback with classifier-free guidance, as `StableDiffusionPipeline` computes it: the UNet holds b
+/// images twice, [x × b | x × b] against the context [unconditional × b | conditional × b], and
+/// ε = ε_u + G·(ε_c − ε_u) per image. Allocates nothing.
+@inline(__always)
+func evaluateGuided(_ unet: UNet, count: Int, guidance: Float, xt: UnsafeBufferPointer<Float>, t: Float, out: UnsafeMutableBufferPointer<Float>,
+                    stop: (() -> Int32?)?) throws {
+    if let signal = stop?() { throw Interrupted(signal: signal) }
+    let b = unet.batch / 2
+    let perImage = unet.sample.count / unet.batch, half = b * perImage
+    let sample = unet.sample.baseAddress!, eps = unet.output.baseAddress!
+    var first = 0
+    while first < count {
+        let n = min(b, count - first)
+        let base = first * perImage
+        for copy in 0 ..< 2 {
+            (sample + copy * half).update(from: xt.baseAddress! + base, count: n * perImage)
+            if n < b { (sample + copy * half + n * perImage).update(repeating: 0, count: (b - n) * perImage) }
+        }
+        unet.timesteps.update(repeating: t)
+        unet.run()
+        for i in 0 ..< n * perImage {
+            let u = eps[i], c = eps[half + i]
+            out[base + i] = u + guidance * (c - u)
+        }
+        first += n
     }
 }
 

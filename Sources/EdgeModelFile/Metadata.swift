@@ -12,6 +12,7 @@ public enum MetadataValue: Equatable, Sendable {
     case doubles([Double])   // tag 6: u32 count + count × f64
     case strings([String])   // tag 7: u32 count + count × (u32 length + UTF-8)
     case null                // tag 8: no payload (an optional config field that is unset)
+    case bytes([UInt8])      // tag 9: u32 count + count bytes (an embedded blob: the tokenizer's compact form)
 
     var tag: UInt8 {
         switch self {
@@ -23,6 +24,7 @@ public enum MetadataValue: Equatable, Sendable {
         case .doubles: 6
         case .strings: 7
         case .null: 8
+        case .bytes: 9
         }
     }
 }
@@ -59,6 +61,7 @@ public struct Metadata: Equatable, Sendable {
             case .doubles(let a): w.u32(UInt32(a.count)); a.forEach { w.f64($0) }
             case .strings(let a): w.u32(UInt32(a.count)); a.forEach(string)
             case .null: break
+            case .bytes(let b): w.u32(UInt32(b.count)); w.raw(b)
             }
         }
     }
@@ -91,6 +94,7 @@ public struct Metadata: Equatable, Sendable {
             case 6: value = .doubles(try (0 ..< arrayCount(8)).map { _ in try r.f64(key) })
             case 7: value = .strings(try (0 ..< arrayCount(4)).map { _ in try string() })
             case 8: value = .null
+            case 9: value = .bytes(Array(try r.bytes(try arrayCount(1), key)))
             default: throw EdgeError("\(r.context): metadata \(key) has unknown type tag \(tag)")
             }
             m.entries.append((key, value))
@@ -125,6 +129,10 @@ extension Metadata {
         guard case .ints(let v)? = self[key] else { throw EdgeError("model file: metadata \(key) is missing or not a list of integers") }
         return try v.map { guard let i = Int(exactly: $0) else { throw EdgeError("model file: metadata \(key) is out of range") }; return i }
     }
+    func bytes(_ key: String) throws -> [UInt8] {
+        guard case .bytes(let v)? = self[key] else { throw EdgeError("model file: metadata \(key) is missing or not a byte string") }
+        return v
+    }
     func strings(_ key: String) throws -> [String] {
         guard case .strings(let v)? = self[key] else { throw EdgeError("model file: metadata \(key) is missing or not a list of strings") }
         return v
@@ -158,6 +166,13 @@ extension Metadata {
         set("unet.norm_eps", .double(c.normEps))
         set("unet.time_embedding_dim", c.timeEmbeddingDim.map { .int(Int64($0)) } ?? .null)
         set("unet.add_attention", .bool(c.addAttention))
+        if let k = c.conditioning {
+            set("unet._class_name", .string("UNet2DConditionModel"))
+            set("unet.cross_attention_dim", .int(Int64(k.crossAttentionDim)))
+            set("unet.num_attention_heads", .ints(k.headsPerBlock.map(Int64.init)))
+            set("unet.use_linear_projection", .bool(k.useLinearProjection))
+            set("unet.transformer_layers_per_block", .int(Int64(k.transformerLayersPerBlock)))
+        }
     }
 
     public func unet() throws -> UNetConfig {
@@ -186,6 +201,14 @@ extension Metadata {
         c.normEps = try double("unet.norm_eps")
         c.timeEmbeddingDim = try optionalInt("unet.time_embedding_dim")
         c.addAttention = try bool("unet.add_attention")
+        if self["unet._class_name"] != nil {
+            let name = try string("unet._class_name")
+            guard name == "UNet2DConditionModel" else { throw EdgeError("model file: metadata unet._class_name is \(name); expected UNet2DConditionModel") }
+            var k = UNetConfig.Conditioning(crossAttentionDim: try int("unet.cross_attention_dim"), headsPerBlock: try ints("unet.num_attention_heads"))
+            k.useLinearProjection = try bool("unet.use_linear_projection")
+            k.transformerLayersPerBlock = try int("unet.transformer_layers_per_block")
+            c.conditioning = k
+        }
         return c
     }
 
@@ -280,4 +303,42 @@ extension Metadata {
         c.usePostQuantConv = try bool("\(p).use_post_quant_conv")
         return c
     }
+}
+
+/// A text-to-image pipeline's text side (format version 3): the text encoder's config under `<component>.`
+/// with transformers' CLIPTextConfig field names, and the tokenizer's compact form (`EdgeText`) as one blob.
+extension Metadata {
+    public mutating func setCLIPText(_ c: CLIPTextConfig, component p: String) {
+        set("\(p)._class_name", .string("CLIPTextModel"))
+        set("\(p).vocab_size", .int(Int64(c.vocabSize)))
+        set("\(p).hidden_size", .int(Int64(c.hiddenSize)))
+        set("\(p).intermediate_size", .int(Int64(c.intermediateSize)))
+        set("\(p).num_hidden_layers", .int(Int64(c.numHiddenLayers)))
+        set("\(p).num_attention_heads", .int(Int64(c.numAttentionHeads)))
+        set("\(p).max_position_embeddings", .int(Int64(c.maxPositionEmbeddings)))
+        set("\(p).hidden_act", .string(c.hiddenAct.rawValue))
+        set("\(p).layer_norm_eps", .double(c.layerNormEps))
+    }
+
+    public func clipText(component p: String) throws -> CLIPTextConfig {
+        let name = try string("\(p)._class_name")
+        guard name == "CLIPTextModel" else { throw EdgeError("model file: metadata \(p)._class_name is \(name); expected CLIPTextModel") }
+        var c = CLIPTextConfig()
+        c.vocabSize = try int("\(p).vocab_size")
+        c.hiddenSize = try int("\(p).hidden_size")
+        c.intermediateSize = try int("\(p).intermediate_size")
+        c.numHiddenLayers = try int("\(p).num_hidden_layers")
+        c.numAttentionHeads = try int("\(p).num_attention_heads")
+        c.maxPositionEmbeddings = try int("\(p).max_position_embeddings")
+        c.hiddenAct = try enumValue("\(p).hidden_act", CLIPTextConfig.Activation.self)
+        c.layerNormEps = try double("\(p).layer_norm_eps")
+        return c
+    }
+
+    /// The tokenizer's compact form (`CLIPTokenizer.compactForm()`), stored under `<component>.edgeclip`.
+    public mutating func setTokenizer(_ compactForm: [UInt8], component p: String) {
+        set("\(p).edgeclip", .bytes(compactForm))
+    }
+
+    public func tokenizerBytes(component p: String) throws -> [UInt8] { try bytes("\(p).edgeclip") }
 }

@@ -1,6 +1,7 @@
 import _EdgeCore
 import EdgeGraph
 import _EdgeQuant
+import EdgeText
 
 /// The edge-ddim model file (`.edm`): one file holding the UNet config, the noise schedule and every
 /// weight, laid out so the runtime maps it and reads weights in place. `docs/FORMAT.md` documents it byte
@@ -9,10 +10,11 @@ public enum ModelFormat {
     /// "EDGEDDIM" in ASCII.
     public static let magic: [UInt8] = Array("EDGEDDIM".utf8)
     /// Bumped on any change an older reader could misread. 2: a pipeline's components (an autoencoder
-    /// beside the UNet, its tensors prefixed by the component's name).
-    public static let version: UInt32 = 2
+    /// beside the UNet, its tensors prefixed by the component's name). 3: text-to-image pipelines (a
+    /// conditional UNet, a text encoder, the tokenizer as a byte-string metadata value).
+    public static let version: UInt32 = 3
     /// Versions this build reads: 1 files hold a bare UNet and read as they always did.
-    public static let readableVersions: ClosedRange<UInt32> = 1 ... 2
+    public static let readableVersions: ClosedRange<UInt32> = 1 ... 3
     public static let headerBytes = 64
     /// Tensor data offsets are multiples of this: a cache line, and the widest SIMD load.
     public static let dataAlignment = 64
@@ -141,6 +143,20 @@ public final class ModelFile: @unchecked Sendable {
     public let pipeline: String?
     /// The pipeline's autoencoder, if it has one.
     public let autoencoder: AutoencoderComponent?
+    /// A text-to-image pipeline's text encoder (`text_encoder`), with `tokenizer`; nil otherwise.
+    public let textEncoder: TextEncoderComponent?
+    /// The tokenizer of `textEncoder`, decoded from the file's compact form at open.
+    public let tokenizer: CLIPTokenizer?
+
+    /// A CLIP text encoder stored beside a conditional UNet, its tensors prefixed `text_encoder.`.
+    public struct TextEncoderComponent: Sendable {
+        public let name: String
+        public let config: CLIPTextConfig
+        public var prefix: String { name + "." }
+    }
+
+    /// Components a text-to-image pipeline adds (diffusers' attribute names).
+    public static let textComponents = ["text_encoder", "tokenizer"]
 
     /// An autoencoder stored beside the UNet: its config and the component name (`vqvae`, `vae`) that
     /// prefixes its tensors (`vqvae.decoder.conv_in.weight`).
@@ -200,12 +216,15 @@ public final class ModelFile: @unchecked Sendable {
         // The converter validated the schedule, but the file may not come from the converter: the sampler
         // builds per-timestep tables from it and ranges like 1...T, which must not trap.
         try schedule.validate(file: ctx)
+        var autoencoder: AutoencoderComponent? = nil
+        var textEncoder: TextEncoderComponent? = nil
+        var tokenizer: CLIPTokenizer? = nil
         if let (name, components) = try metadata.pipeline() {
             pipeline = name
             guard components.contains("unet") else { throw EdgeError("\(ctx): pipeline \(name) has no unet component") }
-            let others = components.filter { $0 != "unet" }
+            let others = components.filter { $0 != "unet" && !Self.textComponents.contains($0) }
             if let odd = others.first(where: { !Self.autoencoderComponents.contains($0) }) {
-                throw EdgeError("\(ctx): component \(odd) is not one this build runs (unet, \(Self.autoencoderComponents.joined(separator: " or ")))")
+                throw EdgeError("\(ctx): component \(odd) is not one this build runs (unet, \((Self.autoencoderComponents + Self.textComponents).joined(separator: ", ")))")
             }
             guard others.count <= 1 else { throw EdgeError("\(ctx): more than one autoencoder (\(others.joined(separator: ", ")))") }
             if let a = others.first {
@@ -213,13 +232,28 @@ public final class ModelFile: @unchecked Sendable {
                 try config.validate()
                 try Self.checkLatents(unet: unet, autoencoder: config, context: ctx)
                 autoencoder = AutoencoderComponent(name: a, config: config)
-            } else {
-                autoencoder = nil
+            }
+            let text = Self.textComponents.filter(components.contains)
+            guard text.isEmpty || text.count == Self.textComponents.count else {
+                throw EdgeError("\(ctx): a text encoder needs its tokenizer and the other way round; the file has only \(text[0])")
+            }
+            if !text.isEmpty {
+                let config = try metadata.clipText(component: "text_encoder")
+                try config.validate()
+                let t = try CLIPTokenizer(compactForm: try metadata.tokenizerBytes(component: "tokenizer"), context: "\(ctx): tokenizer")
+                try Self.checkText(unet: unet, textEncoder: config, tokenizer: t, context: ctx)
+                textEncoder = TextEncoderComponent(name: "text_encoder", config: config)
+                tokenizer = t
             }
         } else {
             pipeline = nil
-            autoencoder = nil
         }
+        guard (unet.conditioning == nil) == (textEncoder == nil) else {
+            throw EdgeError("\(ctx): " + (textEncoder == nil ? "the UNet is conditional but the file has no text encoder" : "the text encoder has no conditional UNet to feed"))
+        }
+        self.autoencoder = autoencoder
+        self.textEncoder = textEncoder
+        self.tokenizer = tokenizer
 
         let count = Int(try dir.u32("tensor count"))
         guard count <= ModelFormat.maxTensors else { throw EdgeError("\(ctx): \(count) tensors is more than the limit of \(ModelFormat.maxTensors)") }
@@ -277,6 +311,21 @@ public final class ModelFile: @unchecked Sendable {
         }
     }
 
+    /// The conditional UNet attends to what the text encoder writes: the tokenizer's T ids, each row as wide as
+    /// the UNet's cross-attention, every id inside the encoder's vocabulary.
+    public static func checkText(unet: UNetConfig, textEncoder c: CLIPTextConfig, tokenizer: CLIPTokenizer, context: String) throws {
+        guard let k = unet.conditioning else { throw EdgeError("\(context): the UNet is not conditional, so it cannot read a text encoder's output") }
+        guard k.crossAttentionDim == c.hiddenSize else {
+            throw EdgeError("\(context): the UNet's cross_attention_dim is \(k.crossAttentionDim) but the text encoder's hidden_size is \(c.hiddenSize)")
+        }
+        guard tokenizer.config.maxLength <= c.maxPositionEmbeddings else {
+            throw EdgeError("\(context): the tokenizer makes \(tokenizer.config.maxLength) tokens but the text encoder has \(c.maxPositionEmbeddings) positions")
+        }
+        guard let top = tokenizer.vocabulary.values.max(), top < c.vocabSize else {
+            throw EdgeError("\(context): the tokenizer's ids reach past the text encoder's vocab_size \(c.vocabSize)")
+        }
+    }
+
     public func entry(_ name: String) throws -> Entry {
         guard let i = index[name] else { throw EdgeError("model file \(path): tensor \(name) is missing") }
         return entries[i]
@@ -308,6 +357,16 @@ public final class ModelFile: @unchecked Sendable {
     /// copied them into another layout; reading them again later is correct, just a page fault.
     public func dropResidentPages(of weight: WeightMatrix) {
         file.dropResidentPages(UnsafeRawBufferPointer(start: weight.values, count: weight.rows * weight.columns * weight.type.elementBytes))
+    }
+
+    /// Lets the kernel drop the resident pages of every tensor named `prefix`… (a component that has run and
+    /// will not run again in this process, such as the text encoder).
+    public func dropResidentPages(ofComponent prefix: String) {
+        let base = file.bytes.baseAddress!
+        for e in entries where e.name.hasPrefix(prefix) {
+            file.dropResidentPages(UnsafeRawBufferPointer(start: base + e.valuesOffset, count: e.valuesBytes))
+            if let s = e.scalesOffset { file.dropResidentPages(UnsafeRawBufferPointer(start: base + s, count: e.shape[0] * 4)) }
+        }
     }
 
     /// Bytes of weight data, padding excluded.

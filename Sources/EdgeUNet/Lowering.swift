@@ -535,14 +535,15 @@ public let halfSkipMinimumValuesPerImage = 1 << 20
     }
 
     // Lifetimes: from the first step that touches a buffer to the last. The inputs are written before the
-    // program starts and the outputs read after it ends, so they span everything. A buffer no step touches
-    // takes no memory.
+    // program starts and the outputs read after it ends, so they span everything: no step may reuse an input's
+    // memory, because a caller may write an input once for many runs (a text-to-image UNet's context is written
+    // once per generation). A buffer no step touches takes no memory.
     let n = bufferFloats.count
     var first = [Int](repeating: Int.max, count: n), last = [Int](repeating: -1, count: n)
     for (i, step) in steps.enumerated() {
         for b in step.buffers { first[b.index] = min(first[b.index], i); last[b.index] = max(last[b.index], i) }
     }
-    for (_, v) in graph.inputs { first[v.index] = 0; last[v.index] = max(last[v.index], 0) }
+    for (_, v) in graph.inputs { first[v.index] = 0; last[v.index] = steps.count }
     for (_, v) in graph.outputs { first[v.index] = min(first[v.index], steps.count); last[v.index] = steps.count }
     for i in 0 ..< n where first[i] == Int.max { bufferFloats[i] = 0 }
 

@@ -43,11 +43,21 @@ public final class UNet: @unchecked Sendable {
     }
 
     /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
+    /// - sampleSize: the latents' side when it is not the config's (text to image at another `--width`).
     public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                              int8Activations: Bool? = nil, winograd: Bool = true) throws -> (arena: Int, packedWeights: Int) {
+                              int8Activations: Bool? = nil, winograd: Bool = true, sampleSize: Int? = nil) throws -> (arena: Int, packedWeights: Int) {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
-        return try plannedMemory(UNet2DModelGraph.build(model.unet, batch: batch), weights: model, backend: backend, threads: threads,
-                                 int8Activations: int8Activations, winograd: winograd)
+        return try plannedMemory(UNet2DModelGraph.build(try config(model, sampleSize: sampleSize), batch: batch), weights: model, backend: backend,
+                                 threads: threads, int8Activations: int8Activations, winograd: winograd)
+    }
+
+    /// The model's config, at another sample size if given.
+    static func config(_ model: ModelFile, sampleSize: Int?) throws -> UNetConfig {
+        guard let sampleSize, sampleSize != model.unet.sampleSize else { return model.unet }
+        var c = model.unet
+        c.sampleSize = sampleSize
+        try c.validate()
+        return c
     }
 
     /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8
@@ -57,10 +67,11 @@ public final class UNet: @unchecked Sendable {
     ///   transformed weights of F(4,3) take 4× the fp32 weights' memory).
     /// - arena: activations placed here (at least `memory(...).arena` bytes) instead of an arena of its own,
     ///   for a pipeline whose UNet and decoder never run at once.
+    /// - sampleSize: the latents' side when it is not the config's (text to image at another `--width`).
     public convenience init(model: ModelFile, batch: Int, threads: Threads = Threads(), backend: UNetBackend = .fast, int8Activations: Bool? = nil,
-                            winograd: Bool = true, arena: Arena? = nil) throws {
-        try self.init(model: model, batch: batch, threads: threads, backend: backend, int8Activations: int8Activations, winograd: winograd,
-                      arena: arena, halfSkipMinimumValues: halfSkipMinimumValuesPerImage)
+                            winograd: Bool = true, arena: Arena? = nil, sampleSize: Int? = nil) throws {
+        try self.init(config: Self.config(model, sampleSize: sampleSize), weights: model, batch: batch, threads: threads, backend: backend,
+                      int8Activations: int8Activations, winograd: winograd, arena: arena, halfSkipMinimumValues: halfSkipMinimumValuesPerImage)
     }
 
     /// For tests: skip connections of at least `halfSkipMinimumValues` values per image are kept in binary16 (the

@@ -24,6 +24,7 @@ struct Info: ParsableCommand {
         var options = SamplingOptions()
         options.count = count
         options.batch = batch
+        if file.textEncoder != nil { options.prompt = "" }
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
         let u = file.unet, s = file.schedule
@@ -32,9 +33,16 @@ struct Info: ParsableCommand {
         let macs = u.multiplyAccumulates()
         print("model        \(model)")
         print("unet         \(u.sampleSize)×\(u.sampleSize), \(u.inChannels) → \(u.outChannels) channels, blocks \(u.blockOutChannels), \(u.layersPerBlock) layers per block")
-        print("             down \(u.downBlockTypes.map(\.rawValue).joined(separator: ", "))")
-        print("             up   \(u.upBlockTypes.map(\.rawValue).joined(separator: ", "))")
-        print("             mid attention \(u.addAttention), head dim \(u.attentionHeadDim.map(String.init) ?? "all channels"), groups \(u.normNumGroups), eps \(u.normEps)")
+        // A UNet2DConditionModel's attention blocks are diffusers' CrossAttn… blocks.
+        let blockName = { (raw: String) in u.conditioning == nil ? raw : raw.replacing("Attn", with: "CrossAttn") }
+        print("             down \(u.downBlockTypes.map { blockName($0.rawValue) }.joined(separator: ", "))")
+        print("             up   \(u.upBlockTypes.map { blockName($0.rawValue) }.joined(separator: ", "))")
+        if let k = u.conditioning {
+            print("             UNet2DConditionModel: cross-attention over \(k.contextTokens)×\(k.crossAttentionDim) text embeddings, heads \(k.headsPerBlock), "
+                + "\(k.useLinearProjection ? "linear" : "1×1 convolution") proj_in/out, groups \(u.normNumGroups), eps \(u.normEps)")
+        } else {
+            print("             mid attention \(u.addAttention), head dim \(u.attentionHeadDim.map(String.init) ?? "all channels"), groups \(u.normNumGroups), eps \(u.normEps)")
+        }
         print("schedule     \(s.betaSchedule.rawValue) betas \(s.betaStart)…\(s.betaEnd), T = \(s.numTrainTimesteps), \(s.predictionType.rawValue), clip_sample \(s.clipSample), spacing \(s.timestepSpacing.rawValue)")
         print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
         print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; convolution weights are repacked once at load into the kernels' layout, counted in working mem)")
@@ -48,9 +56,16 @@ struct Info: ParsableCommand {
             print("decoder      \(fixed(2 * decoding.multiplyAccumulateCount / 1e9, decimals: 2)) GFLOP per image, \(decoding.parameterCount) parameters; "
                 + "working mem \(megabytes(try SamplingPipeline.decoderWorkingBytes(model: file, threads: options.threads) ?? 0)) (one image at a time)")
         }
+        if let t = file.textEncoder, let tokenizer = file.tokenizer {
+            let c = t.config
+            print("text         CLIPTextModel \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, \(c.hiddenAct.rawValue); "
+                + "tokenizer of \(tokenizer.vocabulary.count) tokens, \(tokenizer.config.maxLength) per prompt; working mem "
+                + "\(megabytes(try PromptEmbeddings.workingBytes(model: file, guided: options.guided, threads: options.threads))) (freed before the UNet loads)")
+        }
         let unet = try SamplingPipeline.unetMemory(model: file, options: options)
         print("UNet mem     \(megabytes(unet.arena + unet.packedWeights)) (arena \(megabytes(unet.arena)) of activations and scratch, "
-            + "packed weights \(megabytes(unet.packedWeights)); batch \(options.effectiveBatch))")
+            + "packed weights \(megabytes(unet.packedWeights)); batch \(options.effectiveBatch)"
+            + (file.textEncoder != nil && options.guided ? " × 2 for guidance" : "") + ")")
         print("working mem  \(megabytes(try SamplingPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
     }
 }

@@ -17,6 +17,7 @@ func openModel(_ path: String, limit: MemoryLimit = .physicalMemory) throws -> M
     let file = try ModelFile(path: path)
     var smallest = SamplingOptions()
     smallest.count = 1
+    if file.textEncoder != nil { smallest.prompt = "" }
     try limit.check(model: file, options: smallest)
     return file
 }
@@ -41,8 +42,23 @@ struct Sample: ParsableCommand {
     @Option(help: "Seed; the same seed gives diffusers' DDIMPipeline(generator=torch.Generator().manual_seed(seed)) noise.")
     var seed: UInt64 = 0
 
-    @Option(help: "Images to generate.")
-    var count: Int = 16
+    @Option(help: "Images to generate. Default: 16 (a grid), 1 for a text-to-image model (diffusers' num_images_per_prompt).")
+    var count: Int?
+
+    @Option(help: "Text to image: what to draw (tokenized as the model's CLIPTokenizer does: truncated to its 77 tokens).")
+    var prompt: String?
+
+    @Option(help: "Text to image: what classifier-free guidance steers away from. Default: the empty prompt.")
+    var negativePrompt: String?
+
+    @Option(help: "Text to image: classifier-free guidance scale G (ε = ε_u + G·(ε_c − ε_u)); 1 or less runs the prompt alone, as for SD-Turbo's 0.")
+    var guidance: Float = 7.5
+
+    @Option(help: "Text to image: image width in pixels. Default: the model's (diffusers' sample_size × the VAE's scale factor).")
+    var width: Int?
+
+    @Option(help: "Text to image: image height in pixels; equal to the width (square images only).")
+    var height: Int?
 
     @Option(help: "Timestep spacing: leading (the paper's uniform), trailing, linspace or quadratic. Default: the model's.")
     var schedule: NoiseScheduleConfig.TimestepSpacing?
@@ -84,7 +100,11 @@ struct Sample: ParsableCommand {
         guard eta.isFinite, eta >= 0, eta <= 1 else { throw EdgeError.usage("--eta must be in [0, 1], got \(eta)") }
         options.sampler = try sampling.settings(eta: eta)
         options.seed = seed
-        options.count = count
+        options.prompt = prompt
+        options.negativePrompt = negativePrompt
+        options.guidance = guidance
+        options.width = width
+        options.height = height
         options.spacing = schedule
         options.clipSample = clipSample
         options.batch = batch
@@ -100,12 +120,17 @@ struct Sample: ParsableCommand {
 
         let start = monotonicSeconds()
         let file = try openModel(model, limit: limit)
+        options.count = count ?? (file.textEncoder == nil ? 16 : 1)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
         if latents != nil, file.autoencoder == nil {
             throw EdgeError.usage("--latents: model \(model) has no autoencoder (it samples in pixel space; --npy writes x₀)")
         }
         let pipeline = try SamplingPipeline(model: file, options: options)
+        if let e = pipeline.embeddings, e.truncated {
+            let what = e.promptTokens > e.keptTokens ? "the prompt has \(e.promptTokens) tokens" : "the negative prompt has \(e.negativeTokens) tokens"
+            printError("warning: \(what); the text encoder reads the first \(e.keptTokens), as CLIPTokenizer truncates")
+        }
         if let initNoise {
             let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
             try values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
@@ -133,6 +158,7 @@ struct Sample: ParsableCommand {
         if let npy { try NPY.write(Array(x0), shape: shape, to: npy) }
         if let latents { try NPY.write(Array(pipeline.x), shape: pipeline.shape, to: latents) }
         let total = monotonicSeconds() - start
+        let count = options.count
         printError("done: \(count) image\(count == 1 ? "" : "s"), \(options.sampler.label), \(steps) steps"
             + (evaluations == steps ? "" : " (\(evaluations) UNet evaluations)") + " in \(fixed(total, decimals: 2)) s "
             + "(\(fixed(sampling / Double(evaluations), decimals: 3)) s per evaluation), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"

@@ -146,7 +146,11 @@ final class LatentDiffusionTests: XCTestCase {
         try assertRefused(["component tokenizer", "CLIPTokenizer", "not part of LDMPipeline"]) {
             try self.editJSON($0 + "/model_index.json") { $0["tokenizer"] = ["transformers", "CLIPTokenizer"] }
         }
-        try assertRefused(["StableDiffusionPipeline is not supported"]) {
+        try assertRefused(["StableDiffusionXLPipeline is not supported"]) {
+            try self.editJSON($0 + "/model_index.json") { $0["_class_name"] = "StableDiffusionXLPipeline" }
+        }
+        // An LDM folder relabelled: Stable Diffusion's components are checked by name, first the missing one.
+        try assertRefused(["StableDiffusionPipeline needs a vae component, which is missing"]) {
             try self.editJSON($0 + "/model_index.json") { $0["_class_name"] = "StableDiffusionPipeline" }
         }
         try assertRefused(["the vqvae folder is missing"]) { try FileManager.default.removeItem(atPath: $0 + "/vqvae") }

@@ -17,7 +17,7 @@ struct Convert: ParsableCommand {
         var type: WeightType { switch self { case .fp32: .f32; case .fp16: .f16; case .int8: .q8PerChannel } }
     }
 
-    @Argument(help: "Folder holding config.json, scheduler_config.json and diffusion_pytorch_model.safetensors (or shards), or a pipeline folder with model_index.json (LDMPipeline: unet/, vqvae/, scheduler/).")
+    @Argument(help: "Folder holding config.json, scheduler_config.json and diffusion_pytorch_model.safetensors (or shards), or a pipeline folder with model_index.json (LDMPipeline: unet/, vqvae/, scheduler/; StableDiffusionPipeline: unet/, vae/, text_encoder/, tokenizer/, scheduler/).")
     var input: String
 
     @Argument(help: "Model file to write (for example models/NAME.edm).")

@@ -80,6 +80,13 @@ def write_config():
     for case in ["vq-small", "kl-sd-small"]:
         (folder / f"{case}-config.json").write_bytes((FIXTURES / "autoencoder" / case / "config.json").read_bytes())
     (folder / "ldm-small-model_index.json").write_bytes((FIXTURES / "autoencoder" / "ldm-small" / "model_index.json").read_bytes())
+    # A Stable Diffusion pipeline's index and its conditional UNet's and text encoder's configs
+    # (tools/reference/make_sd_pipeline_fixtures.py).
+    for case in ["sd1-tiny", "sd2-tiny"]:
+        sd = FIXTURES / "sd_pipeline" / case
+        (folder / f"{case}-unet-config.json").write_bytes((sd / "unet" / "config.json").read_bytes())
+        (folder / f"{case}-text_encoder-config.json").write_bytes((sd / "text_encoder" / "config.json").read_bytes())
+    (folder / "sd1-tiny-model_index.json").write_bytes((FIXTURES / "sd_pipeline" / "sd1-tiny" / "model_index.json").read_bytes())
 
 
 def metadata_value(value):

@@ -57,10 +57,10 @@ module() {
 module _EdgeCore Sources/_EdgeCore/*.swift
 module _EdgeQuant Sources/_EdgeQuant/*.swift
 module EdgeGraph $(find Sources/EdgeGraph -name "*.swift")
+module EdgeText Sources/EdgeText/*.swift
 module EdgeModelFile Sources/EdgeModelFile/*.swift
 module EdgeSampler Sources/EdgeSampler/*.swift
 module EdgeImageIO Sources/EdgeImageIO/*.swift
-module EdgeText Sources/EdgeText/*.swift
 module EdgeConvert Sources/EdgeConvert/*.swift
 
 for t in "${targets[@]}"; do

@@ -1,5 +1,5 @@
-// libFuzzer target: the JSON parser and the diffusers config.json (UNet2DModel, VQModel, AutoencoderKL),
-// scheduler_config.json and model_index.json readers, then what the converter derives from an accepted config
+// libFuzzer target: the JSON parser and the diffusers config.json (UNet2DModel, UNet2DConditionModel, VQModel,
+// AutoencoderKL), transformers' CLIPTextModel config.json, scheduler_config.json and model_index.json readers, then what the converter derives from an accepted config
 // (parameter shapes, FLOPs, the noise schedule).
 import _EdgeCore
 import EdgeConvert
@@ -16,6 +16,17 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         precondition(!shapes.isEmpty)
         for (_, shape) in shapes { precondition(checkedProduct(shape) != nil) }
         precondition(unet.config.multiplyAccumulates() > 0)
+    }
+    if let unet = try? DiffusersConfig.conditionalUNet(json) {
+        let shapes = unet.config.parameterShapes()
+        precondition(!shapes.isEmpty)
+        for (_, shape) in shapes { precondition(checkedProduct(shape) != nil) }
+        precondition(unet.config.multiplyAccumulates() > 0)
+    }
+    if let text = try? DiffusersConfig.clipText(json) {
+        let graph = CLIPTextModelGraph.graph(text.config, batch: 1)
+        precondition(!graph.parameters.isEmpty && graph.multiplyAccumulateCount > 0)
+        for p in graph.parameters { precondition(checkedProduct(p.shape) != nil) }
     }
     if let autoencoder = try? DiffusersConfig.autoencoder(json) {
         // What the converter derives from an accepted autoencoder config: both graphs' parameters and FLOPs.
