@@ -64,20 +64,18 @@ extension SamplingPipeline {
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
-        // Latent diffusion: the decoder (one image at a time; its activations share the UNet's arena) and the
-        // decoded images.
-        var arena = unet.arena + unet.packedWeights, decoding = 0
+        // Latent diffusion: the decoder (one image at a time, loaded once the UNet is released) and the images.
+        var network = unet.arena + unet.packedWeights
         var imageBytes: Int? = 0
         if let a = model.autoencoder {
             let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                                   latentSide: side, threads: options.threads)
-            arena = max(unet.arena, d.arena) + unet.packedWeights
-            decoding = d.packedWeights
+            network = max(network, d.arena + d.packedWeights)
             let imageSide = side * a.config.downsampling
             imageBytes = checkedProduct([options.count, a.config.outChannels, imageSide, imageSide, 4])
         }
         guard let buffers = checkedProduct([perSample, options.count, u.inChannels, side, side, 4]),
-              let total = checkedSum(arena, buffers), let imageBytes, let decoded = checkedSum(decoding, imageBytes), let withDecoder = checkedSum(total, decoded) else {
+              let total = checkedSum(network, buffers), let imageBytes, let withDecoder = checkedSum(total, imageBytes) else {
             throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(side)×\(side) need more memory than can be counted")
         }
         // Text to image: the text encoder runs (and is freed) before the rest is allocated.
@@ -99,8 +97,8 @@ extension SamplingPipeline {
         return try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, sampleSize: layout.latentSide)
     }
 
-    /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model. In a
-    /// sampling pipeline its arena is the UNet's (`checkedWorkingBytes` counts the larger once).
+    /// The decoder's arena and packed weights (one image at a time), nil for a pixel-space model. A sampling
+    /// pipeline loads it after releasing the UNet (`checkedWorkingBytes` counts the larger of the two).
     public static func decoderWorkingBytes(model: ModelFile, threads: Threads) throws -> Int? {
         guard let a = model.autoencoder else { return nil }
         return try AutoencoderNetwork.workingBytes(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,

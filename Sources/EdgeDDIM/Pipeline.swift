@@ -65,16 +65,19 @@ public struct SamplingOptions: Sendable {
 /// diffusers' unconditional pipelines on an edge-ddim model: x_T from the seed (or given), the sampler's steps
 /// with the UNet as the model callback, x₀ out — `DDIMPipeline` (or `DDPMPipeline`'s loop with another
 /// scheduler) for a bare UNet; `LDMPipeline` for a model file with an autoencoder, which then decodes the
-/// latents: image = decoder(latents / scaling_factor + shift_factor). Everything the loop touches — the UNet's
-/// arena, x, the sampler's workspace, the generator's state, the decoder — is allocated here, before sampling
-/// starts.
+/// latents: image = decoder(latents / scaling_factor + shift_factor); `StableDiffusionPipeline` for one with a
+/// text encoder, whose prompt embeddings condition the UNet. Everything the sampling loop touches — the UNet's
+/// arena, x, the sampler's workspace, the generator's state — is allocated here, before sampling starts.
+///
+/// The phases run one after another and each gives its memory back before the next takes its own, as
+/// stable-diffusion.cpp's `free_params_immediately` does: the text encoder in `init`, before the UNet is
+/// loaded; the UNet (its packed weights and arena) at the end of sampling, before the decoder is loaded. The
+/// peak is that of the largest phase, not their sum: for Stable Diffusion 1.5 at 512×512 the UNet's int8
+/// weights alone are 0.86 GB and the decoder's activations several hundred MB.
 public final class SamplingPipeline {
     public let model: ModelFile
-    public let unet: UNet
-    /// The autoencoder's decoder (latent diffusion), one image at a time: at 256×256 its widest activations
-    /// are 32 MB each, so decoding the whole batch at once would multiply the peak by the batch. Its
-    /// activations share the UNet's arena (sized for the larger of the two), as the two never run at once.
-    public let decoder: AutoencoderNetwork?
+    /// The UNet; for latent diffusion nil once `run` has sampled (released before the decoder loads).
+    public private(set) var unet: UNet?
     /// [count, out_channels, H, W]: the decoded images (before /2 + 0.5 and the clamp), latent diffusion only.
     public let image: UnsafeMutableBufferPointer<Float>?
     /// The sampler, built from the model's scheduler config with the options' overrides.
@@ -107,17 +110,10 @@ public final class SamplingPipeline {
             try PromptEmbeddings.encode(model: model, prompt: $0, negativePrompt: options.negativePrompt, guided: layout.guided, threads: options.threads)
         }
         guidance = layout.guided ? options.guidance : nil
-        // Latent diffusion: the UNet is done before the decoder starts, so their activations share one arena.
-        var shared: Arena? = nil
-        if let a = model.autoencoder {
-            let unetArena = try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd,
-                                            sampleSize: layout.latentSide).arena
-            let decoderArena = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                             latentSide: layout.latentSide, threads: options.threads).arena
-            shared = Arena(byteCount: max(unetArena, decoderArena))
-        }
-        self.unet = try UNet(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd, arena: shared,
-                             sampleSize: layout.latentSide)
+        let unet = try UNet(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd,
+                            sampleSize: layout.latentSide)
+        self.unet = unet
+        unetBytes = unet.arenaBytes + unet.packedWeightBytes
         guard u.inChannels == u.outChannels else {
             throw EdgeError("model \(model.path): in_channels \(u.inChannels) ≠ out_channels \(u.outChannels); sampling needs a prediction the shape of its input")
         }
@@ -138,17 +134,21 @@ public final class SamplingPipeline {
         generator = TorchGenerator(seed: options.seed)
         generator.fillNormal(x)
         if let a = model.autoencoder {
-            let network = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
-                                                 latentSide: layout.latentSide, threads: options.threads, arena: shared)
-            decoder = network
-            let pixels = network.output.count * options.count
-            image = .allocate(capacity: pixels)
+            let m = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                                  latentSide: layout.latentSide, threads: options.threads)
+            decoderBytes = m.arena + m.packedWeights
+            let side = layout.latentSide * a.config.downsampling
+            image = .allocate(capacity: options.count * a.config.outChannels * side * side)
             image!.initialize(repeating: 0)
         } else {
-            decoder = nil
+            decoderBytes = nil
             image = nil
         }
     }
+
+    /// The UNet's arena and packed weights; the decoder's (planned at load, allocated after sampling).
+    private let unetBytes: Int
+    private let decoderBytes: Int?
 
     deinit {
         x.deallocate()
@@ -159,8 +159,9 @@ public final class SamplingPipeline {
     public var output: UnsafeBufferPointer<Float> { UnsafeBufferPointer(image ?? x) }
     /// Shape of `output`: [count, C, H, W].
     public var outputShape: [Int] {
-        guard let decoder else { return shape }
-        return [options.count, decoder.config.outChannels, decoder.outputSide, decoder.outputSide]
+        guard let a = model.autoencoder else { return shape }
+        let side = latentSide * a.config.downsampling
+        return [options.count, a.config.outChannels, side, side]
     }
 
     /// The model's scheduler config with the options' spacing and clip_sample overrides (which count as set).
@@ -186,13 +187,29 @@ public final class SamplingPipeline {
         _ = x.initialize(from: values)
     }
 
-    /// Runs the sampler; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped).
+    /// Runs the sampler; on return `x` holds x₀ exactly as the last scheduler step returns it (unclamped), and
+    /// for latent diffusion `image` the decoded images: the UNet is released after the last step, then the
+    /// decoder is loaded and run one image at a time (at 256×256 its widest activations are 32 MB each, so the
+    /// whole batch at once would multiply the peak by the batch); the decoding allocates only at its start.
     /// One run per pipeline: it starts by scaling x by init_noise_sigma, which is right for x_T only.
     /// - progress: called after each UNet evaluation with (evaluations done, total).
     /// - stop: polled before each evaluation; returning a signal number ends the run by throwing `Interrupted`
     ///   (the CLI passes `{ Interruption.signal }`). Must not allocate: it runs inside the sampling loop.
     public func run(progress: ((_ step: Int, _ of: Int) -> Void)? = nil, stop: (() -> Int32?)? = nil) throws {
-        let unet = self.unet, count = options.count, guidance = self.guidance
+        try sample(progress: progress, stop: stop)
+        guard let a = model.autoencoder, let image else { return }
+        // LDMPipeline's and StableDiffusionPipeline's last lines: latents / scaling_factor (+ shift_factor),
+        // `.decode`, here image by image, after the UNet has given its memory back.
+        self.unet = nil
+        let decoder = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
+                                             latentSide: latentSide, threads: options.threads)
+        try Autoencoding.decode(decoder, latents: UnsafeBufferPointer(x), count: options.count, into: image, stop: stop)
+    }
+
+    /// The sampling loop (a function of its own, so that nothing here holds the UNet once it returns).
+    private func sample(progress: ((_ step: Int, _ of: Int) -> Void)?, stop: (() -> Int32?)?) throws {
+        guard let unet = self.unet else { throw EdgeError("this pipeline has run and released its UNet; make another to sample again") }
+        let count = options.count, guidance = self.guidance
         let sigma = initNoiseSigma
         if sigma != 1 { for i in 0..<x.count { x[i] = x[i] * sigma } }
         try sampler.run(x: x, generator: &generator, workspace: workspace,
@@ -204,18 +221,16 @@ public final class SamplingPipeline {
                             }
                         },
                         progress: progress)
-        // LDMPipeline's last lines: latents / scaling_factor (+ shift_factor), `.decode`, image by image.
-        if let decoder, let image { try Autoencoding.decode(decoder, latents: UnsafeBufferPointer(x), count: count, into: image, stop: stop) }
     }
 
-    /// Bytes of working memory: the UNet arena plus x and the sampler's buffers (and the decoder and images).
+    /// Bytes of working memory at the peak: the larger of the UNet (arena and packed weights) and the decoder,
+    /// plus x, the sampler's buffers and the images, which live throughout.
     public var workingBytes: Int {
         // Spelled out step by step: Swift 6.0.3 (the boards' compiler) gives up type-checking it as one sum.
-        let arena: Int = max(unet.arenaBytes, decoder?.arenaBytes ?? 0)
-        let packed: Int = unet.packedWeightBytes + (decoder?.packedWeightBytes ?? 0)
+        let network: Int = max(unetBytes, decoderBytes ?? 0)
         let samples: Int = x.count * 4 + sampler.workspaceBytes(count: x.count)
         let images: Int = (image?.count ?? 0) * 4
-        return arena + packed + samples + images
+        return network + samples + images
     }
 
     /// Working memory a pipeline with `options` would need, without allocating it.

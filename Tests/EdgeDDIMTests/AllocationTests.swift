@@ -5,6 +5,7 @@ import EdgeModelFile
 import EdgeConvert
 import EdgeDDIM
 import EdgeUNet
+import EdgeSampler
 import _EdgeQuant
 
 /// The sampling loop allocates nothing: every buffer is planned and allocated when the pipeline is built.
@@ -91,7 +92,8 @@ final class AllocationTests: XCTestCase {
         }
     }
 
-    /// Latent diffusion: the sampling loop and the decoder after it allocate nothing either.
+    /// Latent diffusion: the sampling loop allocates nothing either, and neither does the decoder once loaded (the
+    /// pipeline loads it after the last step, when the UNet has given its memory back).
     func testLatentDiffusionAllocatesNothing() throws {
         let temp = temporaryFolder()
         defer { removeFolder(temp) }
@@ -101,13 +103,49 @@ final class AllocationTests: XCTestCase {
         for steps in [10, 20] {
             var options = SamplingOptions()
             options.steps = steps
-            options.count = 3
+            options.count = 2
             options.batch = 2
             options.threads = Threads(2)
             let pipeline = try SamplingPipeline(model: model, options: options)
-            try pipeline.run()
-            let n = try fewestAllocations(attempts: 2) { try pipeline.run() }
-            XCTAssertEqual(n, 0, "LDMPipeline, \(steps) steps: \(n) heap allocations while sampling and decoding")
+            let unet = try XCTUnwrap(pipeline.unet)
+            let sampler = pipeline.sampler
+            let workspace = sampler.makeWorkspace(count: pipeline.x.count)
+            var generator = TorchGenerator(seed: 0)
+            let x = pipeline.x
+            let loop = { try sampler.run(x: x, generator: &generator, workspace: workspace,
+                                         model: { xt, t, out in
+                                             // The pipeline's callback for a batch that holds every image.
+                                             _ = unet.sample.update(fromContentsOf: xt)
+                                             unet.timesteps.update(repeating: t)
+                                             unet.run()
+                                             _ = out.update(fromContentsOf: unet.output)
+                                         },
+                                         progress: nil) }
+            try loop()
+            let n = try fewestAllocations(attempts: 2) { try loop() }
+            XCTAssertEqual(n, 0, "LDMPipeline, \(steps) steps: \(n) heap allocations while sampling")
         }
+        let a = try XCTUnwrap(model.autoencoder)
+        let decoder = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1, latentSide: 8, threads: Threads(2))
+        decoder.run()
+        let n = fewestAllocations(attempts: 2) { decoder.run() }
+        XCTAssertEqual(n, 0, "the decoder: \(n) heap allocations")
+    }
+
+    /// The pipeline gives the UNet back before decoding, and a second run says so instead of sampling without it.
+    func testLatentDiffusionReleasesTheUNetBeforeDecoding() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let path = temp + "/ldm.edm"
+        try Converter.convert(folder: fixturesRoot + "/autoencoder/ldm-small", output: path, weights: .q8PerChannel)
+        var options = SamplingOptions()
+        options.steps = 2
+        options.count = 1
+        let pipeline = try SamplingPipeline(model: try ModelFile(path: path), options: options)
+        weak var unet = pipeline.unet
+        XCTAssertNotNil(unet)
+        try pipeline.run()
+        XCTAssertNil(unet, "the UNet outlived sampling")
+        XCTAssertThrowsError(try pipeline.run()) { XCTAssertTrue("\($0)".contains("has run and released its UNet"), "\($0)") }
     }
 }
