@@ -2,6 +2,7 @@ import _EdgeCore
 import EdgeSampler
 import EdgeModelFile
 import EdgeUNet
+import EdgeGraph
 
 /// The most memory a command may plan to use (`--max-memory`). A model is checked against it after its
 /// file is validated and before anything sized by its config is allocated, so a config asking for more than
@@ -23,38 +24,58 @@ public struct MemoryLimit: Sendable, Equatable {
         self.bytes = n
     }
 
-    /// What running `model` needs: the working memory (planned, allocated at load) plus the mapped file,
-    /// whose weight pages are all read on every step and so end up resident.
+    /// What running `model` needs: the working memory (planned, allocated at load) plus the weights read in
+    /// place from the mapped file, whose pages are read on every step and so stay resident. Weights repacked at
+    /// load are not counted there: their mapped pages are given back once copied (the copy is working memory).
     public struct Need: Sendable {
         public let workingBytes: Int
         public let fileBytes: Int
         public var total: Int { checkedSum(workingBytes, fileBytes) ?? Int.max }
+        public init(workingBytes: Int, fileBytes: Int) { self.workingBytes = workingBytes; self.fileBytes = fileBytes }
     }
 
     /// Throws a one-line error when `need` exceeds the limit.
     public func check(_ need: Need, model: String, what: String) throws {
         guard need.total > bytes else { return }
-        throw EdgeError("model \(model): \(what) needs \(megabytes(need.total)) (working memory \(megabytes(need.workingBytes)) + model file \(megabytes(need.fileBytes))), more than --max-memory \(megabytes(bytes)); lower --count or --batch, or raise --max-memory")
+        throw EdgeError("model \(model): \(what) needs \(megabytes(need.total)) (working memory \(megabytes(need.workingBytes)) + weights read in place from the model file \(megabytes(need.fileBytes))), more than --max-memory \(megabytes(bytes)); lower --count or --batch, or raise --max-memory")
     }
 
     /// Checks a sampling run with `options`; computes the plan without allocating it. `DDIMInversion` plans
     /// the same buffers, so it is checked here too (`task` names the run in the message).
     public func check(model: ModelFile, options: SamplingOptions, task: String = "sampling") throws {
-        let need = Need(workingBytes: try SamplingPipeline.checkedWorkingBytes(model: model, options: options), fileBytes: model.fileBytes)
+        let need = try SamplingPipeline.need(model: model, options: options)
         try check(need, model: model.path, what: "\(task) \(options.count) image\(options.count == 1 ? "" : "s") in batches of \(options.effectiveBatch)")
     }
 
     /// Checks one UNet of `batch` images (the bench command).
     public func check(model: ModelFile, batch: Int, threads: Threads, winograd: Bool = true) throws {
-        let arena = try UNet.arenaBytes(model: model, batch: batch, threads: threads, winograd: winograd)
+        let m = try UNet.memory(model: model, batch: batch, threads: threads, winograd: winograd)
         // Input, output and timesteps are in the arena; the benchmark adds nothing of its own worth counting.
-        try check(Need(workingBytes: arena, fileBytes: model.fileBytes), model: model.path, what: "a UNet for batch \(batch)")
+        let mapped = SamplingPipeline.storedBytes(model, UNet2DModelGraph.build(model.unet, batch: 1)) - m.packedSources
+        try check(Need(workingBytes: m.total, fileBytes: mapped), model: model.path, what: "a UNet for batch \(batch)")
     }
 }
 
 extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
+        try need(model: model, options: options).workingBytes
+    }
+
+    /// Stored bytes (values and scales) of the parameters of `graph` in `model`.
+    static func storedBytes(_ model: ModelFile, _ graph: Graph) -> Int {
+        graph.parameters.reduce(0) { sum, p in
+            guard let e = try? model.entry(p.name) else { return sum }
+            return sum + e.valuesBytes + (e.scalesOffset == nil ? 0 : 4 * e.shape[0])
+        }
+    }
+
+    /// The working memory of a run and the mapped weight bytes it reads in place. Each phase — text encoder,
+    /// UNet, decoder — allocates its own memory after the one before has freed it, and reads in place only its
+    /// own weights that are not repacked: the working memory is the largest phase's plus what lives throughout
+    /// (x, the sampler's buffers, the images), and the mapped bytes the largest phase's (an upper bound on the
+    /// sum at any moment, as the phases' mapped bytes are small beside their working memory).
+    public static func need(model: ModelFile, options: SamplingOptions) throws -> MemoryLimit.Need {
         try options.validate(trainTimesteps: model.schedule.numTrainTimesteps)
         let u = model.unet
         let layout = try layout(model: model, options: options)
@@ -65,12 +86,14 @@ extension SamplingPipeline {
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
         // Latent diffusion: the decoder (one image at a time, loaded once the UNet is released) and the images.
-        var network = unet.arena + unet.packedWeights
+        var network = unet.total
+        var mapped = storedBytes(model, UNet2DModelGraph.build(model.unet, batch: 1)) - unet.packedSources
         var imageBytes: Int? = 0
         if let a = model.autoencoder {
             let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                                   latentSide: side, threads: options.threads)
-            network = max(network, d.arena + d.packedWeights)
+            network = max(network, d.total)
+            mapped = max(mapped, storedBytes(model, AutoencoderGraph.decoder(a.config, batch: 1, prefix: a.prefix, latentSide: side)) - d.packedSources)
             let imageSide = side * a.config.downsampling
             imageBytes = checkedProduct([options.count, a.config.outChannels, imageSide, imageSide, 4])
         }
@@ -78,9 +101,15 @@ extension SamplingPipeline {
               let total = checkedSum(network, buffers), let imageBytes, let withDecoder = checkedSum(total, imageBytes) else {
             throw EdgeError("model \(model.path): \(options.count) images of \(u.inChannels)×\(side)×\(side) need more memory than can be counted")
         }
-        // Text to image: the text encoder runs (and is freed) before the rest is allocated.
-        let text = options.prompt == nil ? 0 : try PromptEmbeddings.workingBytes(model: model, guided: layout.guided, threads: options.threads)
-        return max(withDecoder, text)
+        // Text to image: the text encoder runs (and is freed, its pages given back) before the rest is allocated.
+        var text = 0
+        if options.prompt != nil, let t = model.textEncoder, let tokenizer = model.tokenizer {
+            let m = try TextEncoderNetwork.memory(t.config, weights: model, prefix: t.prefix, batch: layout.guided ? 2 : 1,
+                                                  tokens: tokenizer.config.maxLength, threads: options.threads)
+            text = m.total
+            mapped = max(mapped, storedBytes(model, CLIPTextModelGraph.graph(t.config, batch: 1, prefix: t.prefix)) - m.packedSources)
+        }
+        return MemoryLimit.Need(workingBytes: max(withDecoder, text), fileBytes: mapped)
     }
 }
 
@@ -92,7 +121,7 @@ extension SamplingPipeline {
     }
 
     /// `unetWorkingBytes` in its two parts: the arena (activations and scratch) and the weights packed at load.
-    public static func unetMemory(model: ModelFile, options: SamplingOptions) throws -> (arena: Int, packedWeights: Int) {
+    public static func unetMemory(model: ModelFile, options: SamplingOptions) throws -> PlannedMemory {
         let layout = try layout(model: model, options: options)
         return try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, sampleSize: layout.latentSide)
     }

@@ -201,10 +201,15 @@ public final class SamplingPipeline {
         // LDMPipeline's and StableDiffusionPipeline's last lines: latents / scaling_factor (+ shift_factor),
         // `.decode`, here image by image, after the UNet has given its memory back.
         self.unet = nil
+        let start = monotonicSeconds()
         let decoder = try AutoencoderNetwork(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                              latentSide: latentSide, threads: options.threads)
         try Autoencoding.decode(decoder, latents: UnsafeBufferPointer(x), count: options.count, into: image, stop: stop)
+        decodingSeconds = monotonicSeconds() - start
     }
+
+    /// Seconds `run` spent loading the decoder and decoding (latent diffusion), nil before.
+    public private(set) var decodingSeconds: Double?
 
     /// The sampling loop (a function of its own, so that nothing here holds the UNet once it returns).
     private func sample(progress: ((_ step: Int, _ of: Int) -> Void)?, stop: (() -> Int32?)?) throws {

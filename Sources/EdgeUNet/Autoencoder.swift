@@ -44,7 +44,7 @@ public final class AutoencoderNetwork: @unchecked Sendable {
     /// The arena's bytes (what `init(arena:)` needs) and the packed weights' bytes.
     public static func memory(_ config: AutoencoderConfig, _ half: Half, weights: some WeightSource, prefix: String = "", batch: Int,
                               latentSide: Int? = nil, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                              int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
+                              int8Activations: Bool? = nil) throws -> PlannedMemory {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         return try plannedMemory(graph(config, half, batch: batch, prefix: prefix, latentSide: latentSide), weights: weights, backend: backend,
                                  threads: threads, int8Activations: int8Activations)

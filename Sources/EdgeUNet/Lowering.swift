@@ -223,13 +223,29 @@ func usesInt8Activations(model: some WeightSource, backend: UNetBackend, request
     return requested ?? (Q8TileKernel.dotProduct != nil)
 }
 
-/// Bytes of the arena (activations and scratch) and of the packed weights `graph` needs on `backend`, without
-/// allocating either: what a network's `memory(...)` reports and the memory limit checks.
+/// What a lowered network allocates at load, and which mapped weight pages it gives back.
+public struct PlannedMemory: Sendable, Equatable {
+    /// Activations and scratch.
+    public var arena: Int
+    /// The weights repacked once at load into the kernels' layouts.
+    public var packedWeights: Int
+    /// Stored bytes (values and scales) of the weights that are repacked: their mapped pages leave resident
+    /// memory once copied, so the rest of the component's stored bytes is what it reads in place.
+    public var packedSources: Int
+    /// What the network allocates: arena and packed weights.
+    public var total: Int { arena + packedWeights }
+}
+
+/// The arena (activations and scratch) and packed weights `graph` needs on `backend`, without allocating
+/// either: what a network's `memory(...)` reports and the memory limit checks.
 func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBackend, threads: Threads,
-                   int8Activations: Bool?, winograd: Bool = true) throws -> (arena: Int, packedWeights: Int) {
+                   int8Activations: Bool?, winograd: Bool = true) throws -> PlannedMemory {
     let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
     let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8, winograd: winograd)
-    return (program.plan.totalBytes, program.packedBytes)
+    let sources = program.packed.reduce(0) { sum, p in
+        sum + p.weight.rows * p.weight.columns * p.weight.type.elementBytes + (p.weight.scales == nil ? 0 : 4 * p.weight.rows)
+    }
+    return PlannedMemory(arena: program.plan.totalBytes, packedWeights: program.packedBytes, packedSources: sources)
 }
 
 /// Where int8 activations pay on the int8 path, measured layer by layer against the fp32 path

@@ -24,7 +24,7 @@ public final class TextEncoderNetwork: @unchecked Sendable {
     /// The arena's bytes (what `init(arena:)` needs) and the packed weights' bytes, without allocating them.
     public static func memory(_ config: CLIPTextConfig, weights: some WeightSource, prefix: String = "", batch: Int, tokens: Int? = nil,
                               backend: UNetBackend = .fast, threads: Threads = Threads(),
-                              int8Activations: Bool? = nil) throws -> (arena: Int, packedWeights: Int) {
+                              int8Activations: Bool? = nil) throws -> PlannedMemory {
         let t = try checkedTokens(config, batch: batch, tokens: tokens)
         return try plannedMemory(CLIPTextModelGraph.graph(config, batch: batch, tokens: t, prefix: prefix), weights: weights, backend: backend,
                                  threads: threads, int8Activations: int8Activations)

@@ -45,7 +45,7 @@ public final class UNet: @unchecked Sendable {
     /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
     /// - sampleSize: the latents' side when it is not the config's (text to image at another `--width`).
     public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                              int8Activations: Bool? = nil, winograd: Bool = true, sampleSize: Int? = nil) throws -> (arena: Int, packedWeights: Int) {
+                              int8Activations: Bool? = nil, winograd: Bool = true, sampleSize: Int? = nil) throws -> PlannedMemory {
         guard batch >= 1 else { throw EdgeError.usage("batch size must be at least 1, got \(batch)") }
         return try plannedMemory(UNet2DModelGraph.build(try config(model, sampleSize: sampleSize), batch: batch), weights: model, backend: backend,
                                  threads: threads, int8Activations: int8Activations, winograd: winograd)

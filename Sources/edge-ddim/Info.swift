@@ -45,7 +45,7 @@ struct Info: ParsableCommand {
         }
         print("schedule     \(s.betaSchedule.rawValue) betas \(s.betaStart)…\(s.betaEnd), T = \(s.numTrainTimesteps), \(s.predictionType.rawValue), clip_sample \(s.clipSample), spacing \(s.timestepSpacing.rawValue)")
         print("parameters   \(file.parameterCount) in \(file.entries.count) tensors (\(types.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")))")
-        print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; convolution weights are repacked once at load into the kernels' layout, counted in working mem)")
+        print("weights      \(megabytes(file.weightBytes)) (file \(megabytes(file.fileBytes)), mapped; weights repacked at load into the kernels' layouts count in working mem, and their mapped pages are given back)")
         print("compute      \(fixed(2 * Double(macs) / 1e9, decimals: 2)) GFLOP per image per step")
         if let a = file.autoencoder {
             let c = a.config
@@ -66,6 +66,8 @@ struct Info: ParsableCommand {
         print("UNet mem     \(megabytes(unet.arena + unet.packedWeights)) (arena \(megabytes(unet.arena)) of activations and scratch, "
             + "packed weights \(megabytes(unet.packedWeights)); batch \(options.effectiveBatch)"
             + (file.textEncoder != nil && options.guided ? " × 2 for guidance" : "") + ")")
-        print("working mem  \(megabytes(try SamplingPipeline.workingBytes(model: file, options: options))) for --count \(count) (batch \(options.effectiveBatch))")
+        let need = try SamplingPipeline.need(model: file, options: options)
+        print("working mem  \(megabytes(need.workingBytes)) for --count \(count) (batch \(options.effectiveBatch)); with the weights read in place from "
+            + "the file (\(megabytes(need.fileBytes))) a run needs at most \(megabytes(need.total))")
     }
 }

@@ -151,7 +151,9 @@ struct Sample: ParsableCommand {
         } catch let stop as Interrupted {
             throw Interrupted(signal: stop.signal, detail: "stopped after step \(done) of \(evaluations); nothing written")
         }
-        let sampling = monotonicSeconds() - loop
+        // The loop's seconds per evaluation leave out the decoder, which runs once after it.
+        let decoding = pipeline.decodingSeconds
+        let sampling = monotonicSeconds() - loop - (decoding ?? 0)
         let shape = pipeline.outputShape
         let x0 = pipeline.output
         try PNG.write(images: x0, count: shape[0], channels: shape[1], height: shape[2], width: shape[3], to: output)
@@ -161,7 +163,8 @@ struct Sample: ParsableCommand {
         let count = options.count
         printError("done: \(count) image\(count == 1 ? "" : "s"), \(options.sampler.label), \(steps) steps"
             + (evaluations == steps ? "" : " (\(evaluations) UNet evaluations)") + " in \(fixed(total, decimals: 2)) s "
-            + "(\(fixed(sampling / Double(evaluations), decimals: 3)) s per evaluation), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
+            + "(\(fixed(sampling / Double(evaluations), decimals: 3)) s per evaluation" + (decoding.map { ", decoding \(fixed($0, decimals: 2)) s" } ?? "")
+            + "), peak memory \(megabytes(peakResidentBytes())); wrote \(output)"
             + (npy.map { " and \($0)" } ?? "") + (latents.map { " and \($0)" } ?? ""))
     }
 }

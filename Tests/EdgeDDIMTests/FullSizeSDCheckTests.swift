@@ -9,7 +9,7 @@ import EdgeUNet
 /// stabilityai/stable-diffusion-2-1's architectures with random weights, against diffusers and transformers): run
 /// by tools/benchmarks/sd_full_size.sh, which writes the pipelines and their references
 /// (tools/reference/make_full_size_sd.py) and the fp32 conversions `<name>-fp32.edm` into $EDGE_DDIM_FULL_SIZE_SD;
-/// skipped otherwise (2.8 GB of weights per pipeline is no fixture). Each pipeline whose model file is there is
+/// skipped otherwise (2–2.5 GB of fp16 weights per pipeline is no fixture). Each pipeline whose model file is there is
 /// checked: the tokenizer, the text embeddings, one UNet evaluation against float64 and the decoder.
 final class FullSizeSDCheckTests: XCTestCase {
     static let pipelines = ["sd15", "sd21"]
