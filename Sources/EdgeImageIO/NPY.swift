@@ -23,8 +23,8 @@ public enum NPY {
 
     /// Reads a file. Throws a one-line error naming the file for anything but '<f4' C-order data of the
     /// exact length its shape implies.
-    public static func read(path: String) throws -> NPYArray {
-        try decode(readWholeFile(path), context: path)
+    public static func read(path: String, maxBytes: Int = Int.max) throws -> NPYArray {
+        try decode(readWholeFile(path, maxBytes: maxBytes), context: path)
     }
 
     /// Reads a file that must have `expectedShape`; the error names both shapes otherwise.

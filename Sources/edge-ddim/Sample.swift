@@ -42,7 +42,7 @@ struct Sample: ParsableCommand {
     @Option(help: "Seed; the same seed gives diffusers' DDIMPipeline(generator=torch.Generator().manual_seed(seed)) noise.")
     var seed: UInt64 = 0
 
-    @Option(help: "Images to generate. Default: 16 (a grid), 1 for a text-to-image model (diffusers' num_images_per_prompt).")
+    @Option(help: "Images to generate. Default: --init-noise's count, else 16 (a grid), 1 for a text-to-image model (diffusers' num_images_per_prompt).")
     var count: Int?
 
     @Option(help: "Text to image: what to draw (tokenized as the model's CLIPTokenizer does: truncated to its 77 tokens).")
@@ -93,6 +93,9 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var memory: MaxMemoryOption
 
+    /// An x_T file larger than this is refused before it is read (4096 images of 4×128×128 latents are 1 GiB).
+    static let maxInitNoiseBytes = 1 << 30
+
     func run() throws {
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
         var options = SamplingOptions()
@@ -120,7 +123,16 @@ struct Sample: ParsableCommand {
 
         let start = monotonicSeconds()
         let file = try openModel(model, limit: limit)
-        options.count = count ?? (file.textEncoder == nil ? 16 : 1)
+        // --init-noise decides how many images when --count is not given: its first dimension.
+        var noise: NPYArray? = nil
+        if let initNoise {
+            let array = try NPY.read(path: initNoise, maxBytes: Self.maxInitNoiseBytes)
+            if let count, array.shape.first != count {
+                throw EdgeError.usage("--init-noise \(initNoise) holds \(array.shape.first ?? 0) images (shape \(array.shape)) but --count is \(count)")
+            }
+            noise = array
+        }
+        options.count = count ?? noise?.shape.first ?? (file.textEncoder == nil ? 16 : 1)
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
         if latents != nil, file.autoencoder == nil {
@@ -131,9 +143,11 @@ struct Sample: ParsableCommand {
             let what = e.promptTokens > e.keptTokens ? "the prompt has \(e.promptTokens) tokens" : "the negative prompt has \(e.negativeTokens) tokens"
             printError("warning: \(what); the text encoder reads the first \(e.keptTokens), as CLIPTokenizer truncates")
         }
-        if let initNoise {
-            let values = try NPY.read(path: initNoise, expectedShape: pipeline.shape)
-            try values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
+        if let noise, let initNoise {
+            guard noise.shape == pipeline.shape else {
+                throw EdgeError("\(initNoise): shape mismatch: the file holds \(noise.shape), the model's x_T is \(pipeline.shape)")
+            }
+            try noise.values.withUnsafeBufferPointer { try pipeline.setInitialNoise($0) }
         }
         let loop = monotonicSeconds()
         let evaluations = pipeline.sampler.evaluations

@@ -87,9 +87,23 @@ final class CLITests: XCTestCase {
         f8 += [UInt8(header.count & 0xFF), UInt8(header.count >> 8)] + header + [UInt8](repeating: 0, count: 8 * 1024)
         try Data(f8).write(to: URL(fileURLWithPath: temp + "/f8.npy"))
         try Data("garbage".utf8).write(to: URL(fileURLWithPath: temp + "/junk.npy"))
-        try assertFails("edge-ddim", ["--model", model, "--init-noise", temp + "/small.npy"], status: 1, mentions: "shape")
+        try NPY.write([Float](repeating: 0, count: 2 * 1 * 16 * 16), shape: [2, 1, 16, 16], to: temp + "/wrong.npy")
+        try assertFails("edge-ddim", ["--model", model, "--init-noise", temp + "/wrong.npy"], status: 1, mentions: "shape")
+        try assertFails("edge-ddim", ["--model", model, "--count", "3", "--init-noise", temp + "/small.npy"], status: 2, mentions: "holds 2 images")
         try assertFails("edge-ddim", ["--model", model, "--count", "1", "--init-noise", temp + "/f8.npy"], status: 1, mentions: "<f8")
         try assertFails("edge-ddim", ["--model", model, "--init-noise", temp + "/junk.npy"], status: 1, mentions: "junk.npy")
+    }
+
+    /// `--init-noise` with N images and no `--count` makes N images (not the default 16, which its shape would contradict).
+    func testInitNoiseSetsTheCount() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        var random = TestRandom(seed: 5)
+        try NPY.write(random.floats(3 * 32 * 32), shape: [3, 1, 32, 32], to: temp + "/xT.npy")
+        let outcome = try run("edge-ddim", ["--model", model, "--init-noise", "xT.npy", "--steps", "2", "--quiet", "--npy", "x0.npy"], in: temp)
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        XCTAssertTrue(outcome.stderr.contains("done: 3 images"), outcome.stderr)
+        XCTAssertEqual(try NPY.read(path: temp + "/x0.npy").shape, [3, 1, 32, 32])
     }
 
     func testSmallRunWritesPNGAndNPY() throws {
