@@ -81,7 +81,8 @@ final class FullSizeSDCheckTests: XCTestCase {
         let side = try io.tensor("unet_sample").shape[2]
         do {
             let context = try io.tensor("unet_encoder_hidden_states")   // [1, 77, D]
-            let unet = try UNet(model: model, batch: 1, threads: threads)
+            // EDGE_DDIM_WINOGRAD=off checks the direct 3×3 kernel instead of the default Winograd convolutions.
+            let unet = try UNet(model: model, batch: 1, threads: threads, winograd: ProcessInfo.processInfo.environment["EDGE_DDIM_WINOGRAD"] != "off")
             _ = unet.sample.update(fromContentsOf: try io.tensor("unet_sample").values)
             unet.timesteps[0] = try io.tensor("unet_timestep").values[0]
             _ = try XCTUnwrap(unet.context, name).update(fromContentsOf: transposedImages(context.values, batch: 1, rows: 77, columns: context.shape[2]))
