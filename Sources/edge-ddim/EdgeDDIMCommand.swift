@@ -1,6 +1,8 @@
 import ArgumentParser
 import Glibc
 import _EdgeCore
+import EdgeDDIM
+import EdgeModelFile
 
 /// Entry point: runs the command and maps every failure to one line on stderr and an exit status —
 /// 2 for usage errors (bad options), 1 for runtime errors (bad files, I/O) — instead of a crash or a
@@ -34,6 +36,7 @@ struct EdgeDDIMCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "edge-ddim",
         abstract: "Generate images with DDIM (and other samplers) from a converted diffusers UNet2DModel or latent diffusion pipeline.",
+        version: "edge-ddim \(EdgeDDIMVersion.version) (model format \(ModelFormat.version), reads \(ModelFormat.readableVersions.lowerBound)–\(ModelFormat.readableVersions.upperBound))",
         subcommands: [Sample.self, Info.self, Bench.self, Interpolate.self, Invert.self, Reconstruct.self, Eval.self, Decode.self, Encode.self],
         defaultSubcommand: Sample.self)
 }

@@ -4,14 +4,15 @@ import EdgeDDIM
 import EdgeModelFile
 import EdgeImageIO
 
-/// The model the commands use when --model is not given: the int8 conversion of ddpm-fashion-32 in models/.
-let defaultModelPath = "models/ddpm-fashion-32.edm"
+/// The model the commands use when --model is not given: the int8 conversion of ddpm-fashion-32, installed or in
+/// the repository's models/ (`DefaultModel`).
+let defaultModelPath = DefaultModel.path
 
 /// Opens and validates a model, and refuses it when even one image at a time would need more memory than
 /// `limit`: every command that loads a model gets that check, with or without its own `--max-memory`.
 func openModel(_ path: String, limit: MemoryLimit = .physicalMemory) throws -> ModelFile {
     guard fileExists(path) else {
-        let hint = path == defaultModelPath ? " (run from the repository root, or pass --model PATH)" : ""
+        let hint = path == defaultModelPath ? DefaultModel.searchedPlaces : ""
         throw EdgeError("model \(path) not found\(hint)")
     }
     let file = try ModelFile(path: path)
