@@ -71,6 +71,7 @@ struct Eval: ParsableCommand {
         // From here on SIGINT / SIGTERM stop the run at the next step boundary instead of killing it.
         try Interruption.install()
         let candidate = try openModel(model, limit: limit)
+        try refuseTextToImage(candidate, command: "evaluation")
         guard fileExists(reference) else {
             throw EdgeError("reference model \(reference) not found (make it with: swift run -c release convert ../shared/models/ddpm-fashion-32 \(reference) --weights fp32)")
         }

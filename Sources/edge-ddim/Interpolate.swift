@@ -60,6 +60,7 @@ struct Interpolate: ParsableCommand {
 
         let start = monotonicSeconds()
         let file = try openModel(model, limit: limit)
+        try refuseTextToImage(file, command: "interpolation")
         try options.validate(trainTimesteps: file.schedule.numTrainTimesteps)
         try limit.check(model: file, options: options)
         let (shape, x0) = try interruptible(total: steps, quiet: quiet) { progress, stop in

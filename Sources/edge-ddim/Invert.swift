@@ -32,6 +32,7 @@ struct InversionInput: ParsableArguments {
         let limit = try memory.limit()
         try Interruption.install()
         let file = try openModel(model, limit: limit)
+        try refuseTextToImage(file, command: "inversion")
         var options = SamplingOptions()
         options.steps = steps
         options.count = 1

@@ -23,6 +23,13 @@ func openModel(_ path: String, limit: MemoryLimit = .physicalMemory) throws -> M
     return file
 }
 
+/// For the commands that do not take a prompt yet (inversion, interpolation, evaluation): a text-to-image model is
+/// refused by name instead of being run with an empty context.
+func refuseTextToImage(_ file: ModelFile, command: String) throws {
+    guard file.textEncoder != nil else { return }
+    throw EdgeError.usage("\(command) of a text-to-image model (\(file.path)) is not supported yet; generate with --prompt")
+}
+
 extension NoiseScheduleConfig.TimestepSpacing: ExpressibleByArgument {}
 
 struct Sample: ParsableCommand {

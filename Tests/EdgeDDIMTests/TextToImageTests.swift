@@ -344,6 +344,12 @@ final class TextToImageTests: XCTestCase {
             XCTAssertTrue(bad.stderr.contains(message), bad.stderr)
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "\(extra): nothing written")
         }
+        // The commands without a prompt refuse a text-to-image model by name instead of running it on an empty context.
+        for command in [["invert", "x.png"], ["interpolate", "--seed-a", "1", "--seed-b", "2"], ["eval", "--reference", temp + "/sd1.edm"]] {
+            let refused = try runTool("edge-ddim", command + ["--model", temp + "/sd1.edm"], in: temp)
+            XCTAssertEqual(refused.status, 2, "\(command): \(refused.stderr)")
+            XCTAssertTrue(refused.stderr.contains("of a text-to-image model"), refused.stderr)
+        }
         try FileManager.default.createDirectory(atPath: temp + "/pixel", withIntermediateDirectories: false)
         let pixel = try runTool("edge-ddim", ["--model", repositoryRoot + "/models/ddpm-fashion-32.edm", "--prompt", "a cat"], in: temp + "/pixel")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp + "/pixel"), [])
