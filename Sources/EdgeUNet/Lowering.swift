@@ -217,7 +217,8 @@ extension Step {
 
 /// Whether the convolutions of `model` run with int8 activations (`conv2dQ8`) on `backend`: for int8 models
 /// on the fast backend, by default only where the CPU has a dot-product instruction (VNNI, sdot) —
-/// elsewhere the portable int8 kernel is slower than dequantising to fp32.
+/// elsewhere the portable int8 kernel is slower than dequantising to fp32, and NEONMLAL (ARMv8.0) has not been
+/// measured faster; asked for, the int8 path runs `Q8TileKernel.withoutDotProduct` there.
 func usesInt8Activations(model: some WeightSource, backend: UNetBackend, requested: Bool?) -> Bool {
     guard backend == .fast, model.hasInt8Weights else { return false }
     return requested ?? (Q8TileKernel.dotProduct != nil)

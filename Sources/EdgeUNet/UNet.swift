@@ -61,7 +61,7 @@ public final class UNet: @unchecked Sendable {
     }
 
     /// - int8Activations: nil picks the default (`usesInt8Activations`); true forces the int8 path for an int8
-    ///   model (with the portable kernel where no dot-product instruction exists), false keeps fp32 activations.
+    ///   model (with `Q8TileKernel.withoutDotProduct` where no dot-product instruction exists), false keeps fp32 activations.
     /// - winograd: run 3×3 convolutions with fp32 activations as Winograd convolutions where that is faster
     ///   (`WinogradTile.preferred`); false keeps the direct kernel, whose packed fp32 weights are smaller (the
     ///   transformed weights of F(4,3) take 4× the fp32 weights' memory).
@@ -115,9 +115,9 @@ public final class UNet: @unchecked Sendable {
     /// panels for fp32 and fp16 weights on the fast backend.
     public var packedWeightBytes: Int { executable.program.packedBytes }
 
-    /// "int8 (avx512vnni)", "int8 (neondot)", "int8 (simd)" or "fp32": what the convolutions compute with.
+    /// "int8 (avx512vnni)", "int8 (neondot)", "int8 (neonmlal)", "int8 (simd)" or "fp32": what the convolutions compute with.
     public var activationDescription: String {
-        int8Activations ? "int8 (\((Q8TileKernel.dotProduct ?? .simd).rawValue))" : "fp32"
+        int8Activations ? "int8 (\(Q8TileKernel.preferred.rawValue))" : "fp32"
     }
 
     /// Multiply-accumulates of one `run()` (all images of the batch).

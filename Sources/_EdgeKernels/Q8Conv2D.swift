@@ -2,12 +2,15 @@ import _EdgeCore
 import _EdgeQuant
 import _EdgeMicrokernels
 
-/// Which int8 tile kernel runs `conv2dQ8`. All three give bit-identical results.
+/// Which int8 tile kernel runs `conv2dQ8`. All of them give bit-identical results.
 public enum Q8TileKernel: String, Sendable, CaseIterable {
     /// `Q8Conv_8x16_AVX512VNNI` (C, `vpdpbusd`): x86-64 with AVX512-VNNI.
     case avx512vnni
     /// `Q8Conv_8x16_NEONDOT` (C, `sdot`): ARMv8.2 with the dot product extension (Cortex-A76, Pi 5).
     case neondot
+    /// `Q8Conv_8x16_NEONMLAL` (C, `smull`/`smlal`/`sadalp`): any aarch64 CPU, for ARMv8.0 without dot products
+    /// (Cortex-A72, Pi 4). Not a dot-product kernel: the UNet takes int8 activations with it only when asked.
+    case neonmlal
     /// `Q8Conv_8x16_SIMD16` (Swift SIMD, widening multiplies): anywhere; slower than the fp32 path, so the
     /// UNet uses int8 activations only where a dot-product kernel exists.
     case simd
@@ -19,8 +22,18 @@ public enum Q8TileKernel: String, Sendable, CaseIterable {
         return nil
     }()
 
+    /// The kernel for CPUs without a dot product: NEON widening multiply-adds on aarch64, Swift SIMD elsewhere.
+    #if arch(arm64)
+    public static let withoutDotProduct = Q8TileKernel.neonmlal
+    #else
+    public static let withoutDotProduct = Q8TileKernel.simd
+    #endif
+
+    /// What `conv2dQ8` runs when not told: the dot-product kernel, else `withoutDotProduct`.
+    public static var preferred: Q8TileKernel { dotProduct ?? withoutDotProduct }
+
     /// Whether this CPU can run the kernel.
-    public var isSupported: Bool { self == .simd || self == Self.dotProduct }
+    public var isSupported: Bool { self == .simd || self == Self.withoutDotProduct || self == Self.dotProduct }
 }
 
 /// A GroupNorm (then SiLU, if asked) that `conv2dQ8` applies to its input as it quantises it, so the
@@ -81,7 +94,7 @@ public func conv2dQ8(_ s: Conv2DShape, upsampledInput: Bool = false, input: Unsa
     precondition(!upsampledInput || (s.height % 2 == 0 && s.width % 2 == 0 && s.stride == 1))
     precondition(inputNorm == nil || !upsampledInput, "conv2dQ8: a normalised input cannot also be upsampled")
     precondition(concatenated.map { $0.channels >= 1 && $0.channels < s.inChannels } ?? true, "conv2dQ8: concatenated channels out of range")
-    let kernel = kernel ?? Q8TileKernel.dotProduct ?? .simd
+    let kernel = kernel ?? Q8TileKernel.preferred
     precondition(kernel.isSupported, "conv2dQ8: \(kernel) is not supported on this CPU")
     let g = Q8ConvGeometry(s, threads: threads, inputNorm: inputNorm != nil)
     let base = UnsafeMutableRawPointer(bitPattern: (Int(bitPattern: scratch) + 63) & ~63)!
@@ -481,6 +494,8 @@ private struct Q8ComputeTask: ParallelTask {
                 edge_q8conv_8x16_avx512vnni(a, sums, b, planeBytes, g.blocks, offsets, g.taps, scales + position, zeros + position, tile)
             case .neondot:
                 edge_q8conv_8x16_neondot(a, sums, b, planeBytes, g.blocks, offsets, g.taps, scales + position, zeros + position, tile)
+            case .neonmlal:
+                edge_q8conv_8x16_neonmlal(a, sums, b, planeBytes, g.blocks, offsets, g.taps, scales + position, zeros + position, tile)
             case .simd:
                 q8ConvTile8x16SIMD(a: a, sums: sums, b: b, planeBytes: planeBytes, blocks: g.blocks, offsets: offsets, taps: g.taps,
                                    scales: scales + position, zeros: zeros + position, out: tile)

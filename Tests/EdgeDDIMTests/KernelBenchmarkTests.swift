@@ -25,10 +25,12 @@ final class KernelBenchmarkTests: XCTestCase {
                                                             padTop: 0, padLeft: 0, padBottom: 1, padRight: 1) }, false),
             ("up2x+3x3 128->128 16->32", { .same(batch: $0, inChannels: 128, outChannels: 128, height: 32, width: 32, kernel: 3) }, true),
         ]
-        let q8 = Q8TileKernel.dotProduct ?? .simd
-        // The portable Swift int8 tile beside the dot-product one shows what the C microkernel buys.
-        var report = "| layer | batch | ref 1T | fast 1T | fast 2T | fast 2T, prepacked weights | int8×int8 (\(q8)) 1T | int8×int8 2T | int8×int8 (simd) 1T |"
-            + (full ? " fp16 2T | int8 weights, fp32 activations 2T |" : "") + "\n"
+        let q8 = Q8TileKernel.preferred
+        // The other int8 tiles this CPU runs (the portable Swift one, and NEONMLAL on an ARM with sdot) beside the
+        // preferred one show what each microkernel buys.
+        let others = Q8TileKernel.allCases.filter { $0.isSupported && $0 != q8 }
+        var report = "| layer | batch | ref 1T | fast 1T | fast 2T | fast 2T, prepacked weights | int8×int8 (\(q8)) 1T | int8×int8 2T |"
+            + others.map { " int8×int8 (\($0)) 1T |" }.joined() + (full ? " fp16 2T | int8 weights, fp32 activations 2T |" : "") + "\n"
         for (name, make, upsampled) in layers {
             for batch in [1, 4] {
                 let shape = make(batch)
@@ -41,7 +43,8 @@ final class KernelBenchmarkTests: XCTestCase {
                 }
                 let ref = (full || batch == 1) ? gflops(.reference, 1) : "–"
                 var line = "| \(name) | \(batch) | \(ref) | \(gflops(.fast(.native), 1)) | \(gflops(.fast(.native), 2)) | \(gflops(.fastPrepacked, 2)) |"
-                line += conv2dQ8Supports(shape) ? " \(gflops(.int8(q8), 1)) | \(gflops(.int8(q8), 2)) | \(gflops(.int8(.simd), 1)) |" : " – | – | – |"
+                line += conv2dQ8Supports(shape) ? " \(gflops(.int8(q8), 1)) | \(gflops(.int8(q8), 2)) |" + others.map { " \(gflops(.int8($0), 1)) |" }.joined()
+                    : " – | – |" + String(repeating: " – |", count: others.count)
                 if full { line += " \(gflops(.fast(.native), 2, .f16)) | \(gflops(.fast(.native), 2, .q8PerChannel)) |" }
                 report += line + "\n"
             }

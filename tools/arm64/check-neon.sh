@@ -28,6 +28,9 @@ TABLE='
 f32Gemm8x8SIMD    :: ^fmla v[0-9]+\.4s, v[0-9]+\.4s, v[0-9]+\.(4s|s\[[0-3]\])$     :: 32  :: all                :: fp32 8x8 GEMM microkernel: fmla on .4s (unrolled loop: 2 k x 8 rows x 2 q)
 f32Gemm8x16SIMD   :: ^fmla v[0-9]+\.4s, v[0-9]+\.4s, v[0-9]+\.(4s|s\[[0-3]\])$     :: 64  :: all                :: fp32 8x16 GEMM microkernel: fmla on .4s (unrolled loop: 2 k x 8 rows x 4 q)
 neondot          :: ^sdot v[0-9]+\.4s, v[0-9]+\.16b, v[0-9]+\.4b\[[0-3]\]$         :: 16  :: all                :: int8 conv tile kernel (C, runtime-dispatched on HWCAP_ASIMDDP): sdot by element
+neonmlal         :: ^smlal2? v[0-9]+\.8h, v[0-9]+\.(8b|16b), v[0-9]+\.(8b|16b)$     :: 16  :: all                :: int8 conv tile kernel for ARMv8.0 (C): smull + smlal of two channel blocks into int16
+neonmlal         :: ^sadalp v[0-9]+\.4s, v[0-9]+\.8h$                             :: 16  :: all                :: int8 conv tile kernel for ARMv8.0 (C): sadalp widening the int16 pairs into int32
+!neonmlal         :: ^(sdot|udot|usdot|sudot) v                                   :: 1   :: all                :: the ARMv8.0 int8 kernel holds no dot product, whatever the target CPU
 !*-neondot        :: ^(sdot|udot|usdot|sudot) v                                   :: 1   :: cortex-a72,baseline :: no dot product (armv8.2 dotprod) in a Pi 4 build outside the runtime-dispatched int8 kernel
 !*                :: ^f(abd|abs|ac[a-z]+|add|addp|cm[a-z]+|div|max[a-z]*|min[a-z]*|mla|mls|mul|mulx|neg|recp[a-z]|rsqrt[a-z]|sqrt|rint[a-z]|madd|msub|nmadd|nmsub|nmul) (v[0-9]+\.[48]h|h[0-9]+), :: 1 :: cortex-a72,baseline :: no fp16 arithmetic (armv8.2 fp16; fcvtl/fcvtn conversions are armv8.0) anywhere in a Pi 4 build
 # Rows to add when those kernels exist (Pi 5 only):

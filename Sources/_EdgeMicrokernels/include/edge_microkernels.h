@@ -4,8 +4,9 @@
 #include <stdint.h>
 
 // int8 convolution tile kernels that need an instruction Swift cannot emit (x86 VNNI `vpdpbusd`, ARM
-// `sdot`). Each is the bit-exact twin of q8ConvTile8x16SIMD in Sources/_EdgeKernels/Q8Conv_8x16_SIMD16.swift,
-// which documents the contract; the callers check the matching edge_cpu_has_* first.
+// `sdot`) or a sequence it does not find (ARM `smull`/`smlal`/`sadalp`). Each is the bit-exact twin of
+// q8ConvTile8x16SIMD in Sources/_EdgeKernels/Q8Conv_8x16_SIMD16.swift, which documents the contract; the
+// callers check the matching edge_cpu_has_* (or, for NEONMLAL, that they run on aarch64) first.
 
 /// 1 when the CPU and OS support AVX-512F/BW and AVX512-VNNI (x86-64 only; 0 elsewhere).
 int edge_cpu_has_avx512vnni(void);
@@ -22,5 +23,11 @@ void edge_q8conv_8x16_avx512vnni(const int8_t *a, const int32_t *sums, const uin
 /// load and the zero point moved by 128, which leaves every integer sum unchanged).
 void edge_q8conv_8x16_neondot(const int8_t *a, const int32_t *sums, const uint8_t *b, long plane_bytes, long blocks,
                               const int32_t *offsets, long taps, const float *scales, const int32_t *zeros, float *out);
+
+/// Q8Conv_8x16_NEONMLAL: the same tile and contract on any aarch64 CPU (ARMv8.0, no dot product: Cortex-A72 of the
+/// Pi 4, A53), with widening multiplies: `smull` + `smlal` of two channel blocks into int16 (exact, as weights are
+/// never -128), `sadalp` into int32; activations flipped and the zero point moved as in NEONDOT. Traps elsewhere.
+void edge_q8conv_8x16_neonmlal(const int8_t *a, const int32_t *sums, const uint8_t *b, long plane_bytes, long blocks,
+                               const int32_t *offsets, long taps, const float *scales, const int32_t *zeros, float *out);
 
 #endif
