@@ -2,7 +2,6 @@ import _EdgeCore
 import EdgeSampler
 import EdgeModelFile
 import EdgeUNet
-import EdgeGraph
 
 /// The most memory a command may plan to use (`--max-memory`). A model is checked against it after its
 /// file is validated and before anything sized by its config is allocated, so a config asking for more than
@@ -51,8 +50,7 @@ public struct MemoryLimit: Sendable, Equatable {
     public func check(model: ModelFile, batch: Int, threads: Threads, winograd: Bool = true) throws {
         let m = try UNet.memory(model: model, batch: batch, threads: threads, winograd: winograd)
         // Input, output and timesteps are in the arena; the benchmark adds nothing of its own worth counting.
-        let mapped = SamplingPipeline.storedBytes(model, UNet2DModelGraph.build(model.unet, batch: 1)) - m.packedSources
-        try check(Need(workingBytes: m.total, fileBytes: mapped), model: model.path, what: "a UNet for batch \(batch)")
+        try check(Need(workingBytes: m.total, fileBytes: m.readInPlace), model: model.path, what: "a UNet for batch \(batch)")
     }
 }
 
@@ -60,14 +58,6 @@ extension SamplingPipeline {
     /// `workingBytes(model:options:)` with every product checked: the sizes come from a file.
     static func checkedWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
         try need(model: model, options: options).workingBytes
-    }
-
-    /// Stored bytes (values and scales) of the parameters of `graph` in `model`.
-    static func storedBytes(_ model: ModelFile, _ graph: Graph) -> Int {
-        graph.parameters.reduce(0) { sum, p in
-            guard let e = try? model.entry(p.name) else { return sum }
-            return sum + e.valuesBytes + (e.scalesOffset == nil ? 0 : 4 * e.shape[0])
-        }
     }
 
     /// The working memory of a run and the mapped weight bytes it reads in place. Each phase — text encoder,
@@ -87,13 +77,13 @@ extension SamplingPipeline {
         let perSample = 1 + 2 + sampler.historyBuffers + (sampler.scalesModelInput ? 1 : 0)
         // Latent diffusion: the decoder (one image at a time, loaded once the UNet is released) and the images.
         var network = unet.total
-        var mapped = storedBytes(model, UNet2DModelGraph.build(model.unet, batch: 1)) - unet.packedSources
+        var mapped = unet.readInPlace
         var imageBytes: Int? = 0
         if let a = model.autoencoder {
             let d = try AutoencoderNetwork.memory(a.config, .decoder(quantize: true), weights: model, prefix: a.prefix, batch: 1,
                                                   latentSide: side, threads: options.threads)
             network = max(network, d.total)
-            mapped = max(mapped, storedBytes(model, AutoencoderGraph.decoder(a.config, batch: 1, prefix: a.prefix, latentSide: side)) - d.packedSources)
+            mapped = max(mapped, d.readInPlace)
             let imageSide = side * a.config.downsampling
             imageBytes = checkedProduct([options.count, a.config.outChannels, imageSide, imageSide, 4])
         }
@@ -103,24 +93,16 @@ extension SamplingPipeline {
         }
         // Text to image: the text encoder runs (and is freed, its pages given back) before the rest is allocated.
         var text = 0
-        if options.prompt != nil, let t = model.textEncoder, let tokenizer = model.tokenizer {
-            let m = try TextEncoderNetwork.memory(t.config, weights: model, prefix: t.prefix, batch: layout.guided ? 2 : 1,
-                                                  tokens: tokenizer.config.maxLength, threads: options.threads)
+        if options.prompt != nil, let m = try PromptEmbeddings.memory(model: model, guided: layout.guided, threads: options.threads) {
             text = m.total
-            mapped = max(mapped, storedBytes(model, CLIPTextModelGraph.graph(t.config, batch: 1, prefix: t.prefix)) - m.packedSources)
+            mapped = max(mapped, m.readInPlace)
         }
         return MemoryLimit.Need(workingBytes: max(withDecoder, text), fileBytes: mapped)
     }
 }
 
 extension SamplingPipeline {
-    /// The UNet's arena and packed weights for `options`' batch.
-    public static func unetWorkingBytes(model: ModelFile, options: SamplingOptions) throws -> Int {
-        let m = try unetMemory(model: model, options: options)
-        return m.arena + m.packedWeights
-    }
-
-    /// `unetWorkingBytes` in its two parts: the arena (activations and scratch) and the weights packed at load.
+    /// The UNet's memory for `options`: the arena (activations and scratch) and the weights packed at load.
     public static func unetMemory(model: ModelFile, options: SamplingOptions) throws -> PlannedMemory {
         let layout = try layout(model: model, options: options)
         return try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, sampleSize: layout.latentSide)

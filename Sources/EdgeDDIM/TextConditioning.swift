@@ -46,11 +46,11 @@ public struct PromptEmbeddings: Sendable {
                                 negativeTokens: guided ? tokenizer.tokens(negativePrompt ?? "").count : 0)
     }
 
-    /// Working memory of `encode` (the text encoder's arena and packed weights), without allocating it.
-    public static func workingBytes(model: ModelFile, guided: Bool, threads: Threads) throws -> Int {
-        guard let tokenizer = model.tokenizer, let text = model.textEncoder else { return 0 }
-        let m = try TextEncoderNetwork.memory(text.config, weights: model, prefix: text.prefix, batch: guided ? 2 : 1,
-                                              tokens: tokenizer.config.maxLength, threads: threads)
-        return m.arena + m.packedWeights
+    /// The memory of `encode` (the text encoder's arena and packed weights, its weights read in place) without
+    /// allocating it; nil for a model without a text encoder.
+    public static func memory(model: ModelFile, guided: Bool, threads: Threads) throws -> PlannedMemory? {
+        guard let tokenizer = model.tokenizer, let text = model.textEncoder else { return nil }
+        return try TextEncoderNetwork.memory(text.config, weights: model, prefix: text.prefix, batch: guided ? 2 : 1,
+                                             tokens: tokenizer.config.maxLength, threads: threads)
     }
 }

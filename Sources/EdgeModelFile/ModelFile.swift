@@ -133,6 +133,8 @@ public final class ModelFile: @unchecked Sendable {
         public let valuesBytes: Int
         public let scalesOffset: Int?
         public var elementCount: Int { shape.reduce(1, *) }
+        /// One fp32 scale per output channel for int8, none otherwise.
+        public var scalesBytes: Int { scalesOffset == nil ? 0 : 4 * shape[0] }
     }
 
     public let path: String
@@ -365,12 +367,12 @@ public final class ModelFile: @unchecked Sendable {
         let base = file.bytes.baseAddress!
         for e in entries where e.name.hasPrefix(prefix) {
             file.dropResidentPages(UnsafeRawBufferPointer(start: base + e.valuesOffset, count: e.valuesBytes))
-            if let s = e.scalesOffset { file.dropResidentPages(UnsafeRawBufferPointer(start: base + s, count: e.shape[0] * 4)) }
+            if let s = e.scalesOffset { file.dropResidentPages(UnsafeRawBufferPointer(start: base + s, count: e.scalesBytes)) }
         }
     }
 
     /// Bytes of weight data, padding excluded.
-    public var weightBytes: Int { entries.reduce(0) { $0 + $1.valuesBytes + ($1.scalesOffset == nil ? 0 : $1.shape[0] * 4) } }
+    public var weightBytes: Int { entries.reduce(0) { $0 + $1.valuesBytes + $1.scalesBytes } }
     public var parameterCount: Int { entries.reduce(0) { $0 + $1.elementCount } }
     public var fileBytes: Int { file.bytes.count }
 }

@@ -230,9 +230,9 @@ public struct PlannedMemory: Sendable, Equatable {
     public var arena: Int
     /// The weights repacked once at load into the kernels' layouts.
     public var packedWeights: Int
-    /// Stored bytes (values and scales) of the weights that are repacked: their mapped pages leave resident
-    /// memory once copied, so the rest of the component's stored bytes is what it reads in place.
-    public var packedSources: Int
+    /// Stored bytes (values and scales) of the network's weights that it reads in place from the source every
+    /// evaluation: all its parameters but the repacked ones, whose mapped pages leave resident memory once copied.
+    public var readInPlace: Int
     /// What the network allocates: arena and packed weights.
     public var total: Int { arena + packedWeights }
 }
@@ -243,10 +243,11 @@ func plannedMemory(_ graph: Graph, weights: some WeightSource, backend: UNetBack
                    int8Activations: Bool?, winograd: Bool = true) throws -> PlannedMemory {
     let int8 = usesInt8Activations(model: weights, backend: backend, requested: int8Activations)
     let program = try lower(graph, model: weights, backend: backend, threads: threads, int8: int8, winograd: winograd)
-    let sources = program.packed.reduce(0) { sum, p in
+    let stored = graph.parameters.reduce(0) { $0 + weights.storedBytes($1.name) }
+    let packedSources = program.packed.reduce(0) { sum, p in
         sum + p.weight.rows * p.weight.columns * p.weight.type.elementBytes + (p.weight.scales == nil ? 0 : 4 * p.weight.rows)
     }
-    return PlannedMemory(arena: program.plan.totalBytes, packedWeights: program.packedBytes, packedSources: sources)
+    return PlannedMemory(arena: program.plan.totalBytes, packedWeights: program.packedBytes, readInPlace: stored - packedSources)
 }
 
 /// Where int8 activations pay on the int8 path, measured layer by layer against the fp32 path

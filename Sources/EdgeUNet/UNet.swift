@@ -35,13 +35,6 @@ public final class UNet: @unchecked Sendable {
                           halfSkipMinimumValues: halfSkipMinimumValues), graph)
     }
 
-    /// Bytes a UNet of `model` needs for `batch` images (arena and packed weights), without allocating them.
-    public static func arenaBytes(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),
-                                  int8Activations: Bool? = nil, winograd: Bool = true) throws -> Int {
-        let m = try memory(model: model, batch: batch, backend: backend, threads: threads, int8Activations: int8Activations, winograd: winograd)
-        return m.arena + m.packedWeights
-    }
-
     /// The arena's bytes (activations and scratch: what `init(arena:)` needs) and the packed weights' bytes.
     /// - sampleSize: the latents' side when it is not the config's (text to image at another `--width`).
     public static func memory(model: ModelFile, batch: Int, backend: UNetBackend = .fast, threads: Threads = Threads(),

@@ -12,10 +12,16 @@ public protocol WeightSource: AnyObject {
     func floats(_ name: String, shape: [Int], why: String) throws -> UnsafePointer<Float>
     /// Whether any weight is stored as int8 (the int8 path is possible).
     var hasInt8Weights: Bool { get }
+    /// Bytes the source stores for the tensor `name` (values and scales), 0 if it has none.
+    func storedBytes(_ name: String) -> Int
     /// Called after `weight` was repacked into another layout: its original pages may leave memory.
     func dropResidentPages(of weight: WeightMatrix)
 }
 
 extension ModelFile: WeightSource {
     public var hasInt8Weights: Bool { entries.contains { $0.type == .q8PerChannel } }
+    public func storedBytes(_ name: String) -> Int {
+        guard let e = try? entry(name) else { return 0 }
+        return e.valuesBytes + e.scalesBytes
+    }
 }

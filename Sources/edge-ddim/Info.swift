@@ -60,7 +60,7 @@ struct Info: ParsableCommand {
             let c = t.config
             print("text         CLIPTextModel \(c.numHiddenLayers) layers, hidden \(c.hiddenSize), \(c.numAttentionHeads) heads, \(c.hiddenAct.rawValue); "
                 + "tokenizer of \(tokenizer.vocabulary.count) tokens, \(tokenizer.config.maxLength) per prompt; working mem "
-                + "\(megabytes(try PromptEmbeddings.workingBytes(model: file, guided: options.guided, threads: options.threads))) (freed before the UNet loads)")
+                + "\(megabytes(try PromptEmbeddings.memory(model: file, guided: options.guided, threads: options.threads)?.total ?? 0)) (freed before the UNet loads)")
         }
         let unet = try SamplingPipeline.unetMemory(model: file, options: options)
         print("UNet mem     \(megabytes(unet.arena + unet.packedWeights)) (arena \(megabytes(unet.arena)) of activations and scratch, "

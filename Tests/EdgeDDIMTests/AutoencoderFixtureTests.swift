@@ -151,5 +151,6 @@ final class InMemoryWeights: WeightSource {
 
     func floats(_ name: String, shape: [Int], why: String) throws -> UnsafePointer<Float> { UnsafePointer(try tensor(name, shape).baseAddress!) }
     var hasInt8Weights: Bool { false }
+    func storedBytes(_ name: String) -> Int { 4 * (tensors[name]?.values.count ?? 0) }
     func dropResidentPages(of weight: WeightMatrix) {}
 }

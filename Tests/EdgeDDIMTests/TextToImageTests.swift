@@ -145,7 +145,7 @@ final class TextToImageTests: XCTestCase {
                     o.batch = batch
                     let pipeline = try SamplingPipeline(model: model, options: o)
                     XCTAssertEqual(try SamplingPipeline.workingBytes(model: model, options: o), max(pipeline.workingBytes,
-                                   try PromptEmbeddings.workingBytes(model: model, guided: c.guidance > 1, threads: o.threads)))
+                                   try PromptEmbeddings.memory(model: model, guided: c.guidance > 1, threads: o.threads)?.total ?? 0))
                     XCTAssertEqual(pipeline.guidance, c.guidance > 1 ? c.guidance : nil)
                     XCTAssertEqual(Array(pipeline.x), try io.tensor("\(c.name).latents_init").values, "x_T is torch.randn's")
                     XCTAssertEqual(pipeline.sampler.evaluations, c.steps)
