@@ -19,16 +19,17 @@ final class FullSizeSDCheckTests: XCTestCase {
     /// the bar of TextToImageTests.
     static let embeddingTolerance: Float = 1e-4
 
-    /// One UNet evaluation, relative L2 against torch's float64 evaluation of the same weights and inputs: at most
-    /// this many times torch's own float32 error against the same float64 result (errors.json), so the bar scales
-    /// with how hard the model is to compute in float32 instead of being a guess. 2: edge-ddim sums in other
-    /// orders (Winograd convolutions, blocked GEMMs, its own softmax and GroupNorm), which may round about as much
-    /// again as torch does, but not more; both compute diffusers' float32 sinusoidal time embedding, which is most
-    /// of torch's error at t = 500 (errors.json's sinusoid_float32_vs_float64).
-    static let unetErrorFactorOverTorch = 2.0
-    /// The floor of that bar, should torch's own error be tiny: float32 rounding over sums of up to 11,520 products
-    /// (the 3×3 convolutions of 1280 channels) does not stay below ~1e-6 relative anyway.
-    static let unetErrorFloor = 1e-5
+    /// One UNet evaluation, relative L2 against torch's float64 evaluation of the same weights and inputs (with the
+    /// float64 sinusoid): at most torch's own float32 error against the same float64 result (errors.json), the
+    /// text-to-image issue's "within diffusers' own fp32-vs-fp64 error". edge-ddim sums in other orders (Winograd
+    /// convolutions, blocked GEMMs, its own softmax and GroupNorm) and rounds about as much as torch does; it meets
+    /// the bar because it builds the sinusoidal time embedding in float64, which is most of torch's error at t = 500
+    /// (errors.json's sinusoid_float32_vs_float64).
+    static let unetErrorFactorOverTorch = 1.0
+    /// The floor of that bar, should a checkpoint's torch error be tiny: float32 rounding over sums of up to 11,520
+    /// products (the 3×3 convolutions of 1280 channels) does not stay below ~2e-6 relative. Below both SD errors
+    /// (5.7e-6, 5.1e-6), so it does not decide them.
+    static let unetErrorFloor = 2e-6
 
     /// The decoder (83 M-parameter AutoencoderKL's decoder path, 512×512 or 768×768), fp32 weights, relative L2
     /// against diffusers in float32: the bar of FullSizeCheckTests.
@@ -94,7 +95,7 @@ final class FullSizeSDCheckTests: XCTestCase {
             let bar = max(Self.unetErrorFactorOverTorch * torchError, Self.unetErrorFloor)
             let againstTorch = relativeL2(output, try io.tensor("unet_output").values)
             print("\(name) UNet (4×\(side)×\(side) latents), fp32: relative L2 to torch float64 \(error) "
-                  + "(torch float32's own: \(torchError); bar \(bar)), max abs \(maxAbsDifference(output, fp64)); "
+                  + "(torch float32's own: \(torchError), ratio \(error / torchError); bar \(bar)), max abs \(maxAbsDifference(output, fp64)); "
                   + "relative L2 to torch float32 \(againstTorch)")
             XCTAssertLessThanOrEqual(error, bar, "\(name): UNet against float64")
         }

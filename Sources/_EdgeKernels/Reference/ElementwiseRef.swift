@@ -63,24 +63,29 @@ public func upsampleNearest2xRef(_ x: UnsafePointer<Float>, planes: Int, height:
     }
 }
 
-/// diffusers' sinusoidal timestep embedding (`get_timestep_embedding`), computed in fp32 as torch does:
+/// diffusers' sinusoidal timestep embedding (`get_timestep_embedding`):
 ///
 ///     f_j = exp(−ln(10000) · j / (D/2 − freqShift)),  j < D/2
 ///     emb = [sin(t·f), cos(t·f)], or [cos(t·f), sin(t·f)] when flipSinToCos; a zero column pads odd D.
+///
+/// Computed in float64 and rounded to float32, unlike diffusers, which builds it in float32 even for a float64
+/// model: at t ≈ 500 the float32 phase t·f is off by up to 3e-5 rad, and at full size (SD 1.5) that alone is
+/// torch float32's whole error against float64 on one UNet evaluation (relative L2 5.7e-6 of 5.7e-6; see
+/// tools/reference/make_full_size_sd.py's errors.json). It costs D/2 sine–cosine pairs per image per step.
 ///
 /// - timesteps: [N]; out: [N, D].
 public func timestepEmbeddingRef(timesteps: UnsafePointer<Float>, batch: Int, dimension: Int, flipSinToCos: Bool, freqShift: Int,
                                  into out: UnsafeMutablePointer<Float>) {
     let half = dimension / 2
-    let logMaxPeriod = Float(-9.210340371976184)  // −ln(10000), rounded to fp32 as torch does with a Python float
+    let logMaxPeriod = -9.210340371976184  // −ln(10000)
     for n in 0 ..< batch {
         let row = out + n * dimension
+        let t = Double(timesteps[n])
         for j in 0 ..< half {
-            let exponent = logMaxPeriod * Float(j) / Float(half - freqShift)
-            let arg = timesteps[n] * expf(exponent)
-            let (first, second) = flipSinToCos ? (cosf(arg), sinf(arg)) : (sinf(arg), cosf(arg))
-            row[j] = first
-            row[half + j] = second
+            let arg = t * exp(logMaxPeriod * Double(j) / Double(half - freqShift))
+            let (first, second) = flipSinToCos ? (cos(arg), sin(arg)) : (sin(arg), cos(arg))
+            row[j] = Float(first)
+            row[half + j] = Float(second)
         }
         if dimension % 2 == 1 { row[dimension - 1] = 0 }
     }
