@@ -95,6 +95,27 @@ for cpu in $VARIANTS; do
   printf 'check-neon %s\t%s\n' "$cpu" "$(( $(date +%s) - t ))" >> "$TIMINGS"
 done
 
+# The ARM cost report: instructions per UNet evaluation of the default model (fp32 weights, int8 weights with
+# int8 activations, int8 weights with fp32 activations) on each variant's release binary, counted under qemu
+# by tools/arm64/insn-count's plugin, against the committed baseline (fails on a growth of more than 10 %).
+# cifar10-32 and the peers need torch and their aarch64 wheels: tools/benchmarks/arm64_cost.sh, on demand.
+step "ARM cost report: instructions per UNet evaluation, against tools/benchmarks/arm64-cost.json"
+t=$(date +%s)
+command -v qemu-aarch64 >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user >/dev/null; }
+gcc -O2 -shared -fPIC -fvisibility=hidden -o "$LOGS/libinsn_count.so" "$HERE/insn-count/insn_count.c"
+cost_binaries=(); cost_args=()
+for cpu in $VARIANTS; do
+  cost_binaries+=("$SCRATCH_BASE/$cpu/aarch64-unknown-linux-gnu/release/edge-ddim")
+  cost_args+=(--binary "$cpu=$SCRATCH_BASE/$cpu/aarch64-unknown-linux-gnu/release/edge-ddim")
+done
+"$HERE/insn-count/check_classes.sh" "${cost_binaries[@]}"
+[ -x "$PKG/.build/release/convert" ] || (cd "$PKG" && swift build -c release --product convert)
+"$PKG/.build/release/convert" "$EDGE_DDIM_SHARED_MODELS/ddpm-fashion-32" "$LOGS/ddpm-fashion-32-fp32.edm" --weights fp32 >/dev/null
+python3 "$HERE/cost_report.py" "${cost_args[@]}" --model "ddpm-fashion-32=$LOGS/ddpm-fashion-32-fp32.edm,$PKG/models/ddpm-fashion-32.edm" \
+  --sysroot "$ARM64_WORK/sysroot-arm64" --plugin "$LOGS/libinsn_count.so" \
+  --baseline "$PKG/tools/benchmarks/arm64-cost.json" --check --table
+printf 'cost report\t%s\n' "$(( $(date +%s) - t ))" >> "$TIMINGS"
+
 step "summary"
 awk -F'\t' '!($1 in t) { order[n++] = $1 } { t[$1] += $2 }
              END { for (i = 0; i < n; i++) printf "  %-44s %5d s\n", order[i], t[order[i]] }' "$TIMINGS"
