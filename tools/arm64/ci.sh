@@ -98,7 +98,8 @@ done
 # The ARM cost report: instructions per UNet evaluation of the default model (fp32 weights, int8 weights with
 # int8 activations, int8 weights with fp32 activations) on each variant's release binary, counted under qemu
 # by tools/arm64/insn-count's plugin, against the committed baseline (fails on a growth of more than 10 %).
-# cifar10-32 and the peers need torch and their aarch64 wheels: tools/benchmarks/arm64_cost.sh, on demand.
+# cifar10-32 and the peers need torch and their aarch64 wheels, so they are counted on demand:
+# tools/arm64/peer_cost.sh, and cost_report.py --out with a second --model.
 step "ARM cost report: instructions per UNet evaluation, against tools/benchmarks/arm64-cost.json"
 t=$(date +%s)
 command -v qemu-aarch64 >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user >/dev/null; }

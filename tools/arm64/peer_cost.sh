@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # peer_cost.sh — AArch64 instructions that ONNX Runtime and ncnn (their official aarch64 wheels from PyPI)
-# execute per UNet evaluation (batch 1, ONE thread, fp32), counted deterministically under qemu-user with the
+# execute per UNet evaluation (batch 1, ONE thread, fp32), counted under qemu-user (repeatable within ~1e-5 of a run's count) with the
 # TCG plugin tools/arm64/insn-count/insn_count.c, for each emulated CPU (default cortex-a72 and cortex-a76).
 #
 #   sudo PYTHON=/tmp/refvenv/bin/python tools/arm64/peer_cost.sh [--out FILE] [--models fashion,cifar10]
@@ -22,7 +22,7 @@
 #                   chroot through binfmt's qemu-aarch64-static). All three have cp313 manylinux aarch64 wheels.
 #                   Never the CI sysroot $ARM64_WORK/sysroot-arm64, which is not touched.
 #   3. exports      $WORK/ddpm-fashion-32.{onnx,ncnn.param,ncnn.bin,ncnn.json} from $FASHION_CKPT (default
-#                   /work/shared/models/ddpm-fashion-32) and $WORK/ddpm-cifar10-32.* from the random-weight
+#                   $EDGE_DDIM_SHARED_MODELS/ddpm-fashion-32, else ../shared/models/ beside the repo) and $WORK/ddpm-cifar10-32.* from the random-weight
 #                   google/ddpm-cifar10-32 checkpoint that tools/reference/make_full_size.py writes (same
 #                   functions, same seed 4, but only that one model: $WORK/ckpt/ddpm-cifar10-32), through
 #                   tools/reference/export_peers.py.
@@ -63,7 +63,7 @@ KEEP=0
 PYTHON="${PYTHON:-python3}"
 QEMU="${QEMU:-/usr/bin/qemu-aarch64}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
-FASHION_CKPT="${FASHION_CKPT:-/work/shared/models/ddpm-fashion-32}"
+FASHION_CKPT="${FASHION_CKPT:-${EDGE_DDIM_SHARED_MODELS:-$REPO/../shared/models}/ddpm-fashion-32}"
 PEER_PIP_PACKAGES="${PEER_PIP_PACKAGES:-onnxruntime ncnn numpy}"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
