@@ -21,7 +21,7 @@ let engineSettings: [SwiftSetting] = (targetCPU.isEmpty ? [] : [.unsafeFlags(["-
 // Dependencies point one way:
 //   _EdgeCore  <-  _EdgeQuant  <-  _EdgeKernels (+ _EdgeMicrokernels, C)  <-  EdgeUNet  <-  EdgeDDIM  <-  edge-ddim (CLI)
 //   _EdgeCore  <-  EdgeGraph (one graph per model family)  <-  EdgeModelFile  <-  EdgeUNet, EdgeConvert  <-  convert (tools/convert)
-//   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM
+//   _EdgeCore  <-  EdgeSampler, EdgeImageIO  <-  EdgeDDIM  <-  EdgeDDIMC (the C API, + CEdgeDDIM: its header)  =  libedgeddim.so
 //   _EdgeCore  <-  EdgeText (CLIP's tokenizer)  <-  EdgeModelFile (which embeds it), EdgeConvert
 // The sampler never imports the UNet; the CLI holds no maths.
 let package = Package(
@@ -30,6 +30,8 @@ let package = Package(
         .executable(name: "edge-ddim", targets: ["edge-ddim"]),
         .executable(name: "convert", targets: ["convert"]),
         .library(name: "EdgeDDIM", targets: ["EdgeDDIM"]),
+        // The C API (Sources/CEdgeDDIM/include/edgeddim.h) as libedgeddim.so, for programs in any language.
+        .library(name: "edgeddim", type: .dynamic, targets: ["EdgeDDIMC"]),
     ],
     dependencies: [
         // Used by the two command-line tools only; the engine depends on the toolchain alone.
@@ -59,6 +61,10 @@ let package = Package(
         // Prompt to token ids (CLIP's BPE), exactly as transformers' CLIPTokenizer.
         .target(name: "EdgeText", dependencies: ["_EdgeCore"], swiftSettings: engineSettings),
         .target(name: "EdgeDDIM", dependencies: ["_EdgeCore", "EdgeGraph", "EdgeModelFile", "EdgeUNet", "EdgeSampler", "EdgeImageIO", "EdgeText"], swiftSettings: engineSettings),
+        // The C API: its header (and the per-thread last error, which Swift cannot declare) in C, its
+        // functions in Swift over EdgeDDIM (@_cdecl).
+        .target(name: "CEdgeDDIM"),
+        .target(name: "EdgeDDIMC", dependencies: ["CEdgeDDIM", "_EdgeCore", "EdgeImageIO", "EdgeDDIM"], swiftSettings: engineSettings),
         .target(name: "EdgeConvert", dependencies: ["_EdgeCore", "_EdgeQuant", "EdgeGraph", "EdgeModelFile", "EdgeText"], swiftSettings: engineSettings),
         .executableTarget(
             name: "edge-ddim",
@@ -72,6 +78,8 @@ let package = Package(
         .testTarget(
             name: "EdgeDDIMTests",
             dependencies: ["AllocationCounter", "_EdgeCore", "_EdgeQuant", "_EdgeKernels", "EdgeGraph", "EdgeModelFile", "EdgeUNet",
-                           "EdgeSampler", "EdgeImageIO", "EdgeDDIM", "EdgeConvert", "EdgeText"]),
+                           "EdgeSampler", "EdgeImageIO", "EdgeDDIM", "EdgeConvert", "EdgeText", "CEdgeDDIM", "EdgeDDIMC"]),
+        // The library's documented example, against the umbrella module alone.
+        .testTarget(name: "EdgeDDIMLibraryTests", dependencies: ["EdgeDDIM"]),
     ]
 )

@@ -28,6 +28,8 @@ run() {
   swift build --build-tests --sanitize="$sanitizer" --scratch-path "$scratch"
   t1=$(date +%s)
   echo "== $sanitizer: test"
+  # Tests that build C programs against the instrumented libedgeddim.so, or measure resident memory, ask.
+  export EDGE_DDIM_SANITIZER=$sanitizer
   if [ "$mode" = per-class ] && [ ${#extra[@]} -eq 0 ]; then
     local classes failed=()
     classes=$(swift test --skip-build --sanitize="$sanitizer" --scratch-path "$scratch" --list-tests | sed -E 's|/.*||' | sort -u)

@@ -3,3 +3,5 @@
 @_exported import EdgeSampler
 // And the model families' configs (UNetConfig), which a ModelFile exposes.
 @_exported import EdgeGraph
+// And the model file (ModelFile: open a converted model, read its configs), which every call takes.
+@_exported import EdgeModelFile

@@ -9,6 +9,8 @@ import EdgeSampler
 ///
 /// Only `steps`, `count`, `spacing`, `clipSample`, `batch` and `threads` of the options are used: inversion
 /// is defined for η = 0 only, and nothing is random.
+///
+/// Not re-entrant, and not `Sendable`: one call at a time, on one thread; one per thread sharing a `ModelFile`.
 public final class DDIMInversion {
     public let model: ModelFile
     public let unet: UNet
@@ -38,7 +40,8 @@ public final class DDIMInversion {
         self.options = options
         self.schedule = try DDIMSchedule(config: config, steps: options.steps)
         self.sampler = try DDIMSampler(schedule: schedule, eta: 0)
-        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads)
+        self.unet = try UNet(model: model, batch: options.effectiveBatch, threads: options.threads,
+                             int8Activations: options.int8Activations, winograd: options.winograd)
         let count = options.count * u.inChannels * u.sampleSize * u.sampleSize
         x = .allocate(capacity: count)
         x.initialize(repeating: 0)

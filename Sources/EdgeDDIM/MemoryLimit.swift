@@ -70,7 +70,8 @@ extension SamplingPipeline {
         let u = model.unet
         let layout = try layout(model: model, options: options)
         let side = layout.latentSide
-        let unet = try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd, sampleSize: side)
+        let unet = try UNet.memory(model: model, batch: layout.unetBatch, threads: options.threads, int8Activations: options.int8Activations,
+                                   winograd: options.winograd, sampleSize: side)
         // x and the sampler's buffers (model output, noise, its history, a scaled input for Euler):
         // count × C × S × S floats each.
         let sampler = try AnySampler(options.sampler, schedulerConfig: schedulerConfig(model: model, options: options), steps: options.steps)

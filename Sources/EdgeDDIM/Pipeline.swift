@@ -30,6 +30,10 @@ public struct SamplingOptions: Sendable {
     /// Winograd 3×3 convolutions where they are faster (`UNet.init`'s `winograd`); false keeps the direct
     /// kernel, whose fp32 weights take a quarter of the memory of F(4,3)'s transformed ones.
     public var winograd = true
+    /// int8 models: quantise the activations to int8 too (`UNet.init`'s `int8Activations`). nil picks the
+    /// CPU's default: on where it has a dot-product instruction (VNNI, sdot), else int8 weights with fp32
+    /// activations. The two paths give slightly different images; forcing one gives the same image on every CPU.
+    public var int8Activations: Bool? = nil
     /// Text to image: the prompt. A text-to-image model needs one; the others refuse it.
     public var prompt: String? = nil
     /// What classifier-free guidance steers away from; nil is the empty prompt, as in diffusers.
@@ -74,6 +78,9 @@ public struct SamplingOptions: Sendable {
 /// loaded; the UNet (its packed weights and arena) at the end of sampling, before the decoder is loaded. The
 /// peak is that of the largest phase, not their sum: for Stable Diffusion 1.5 at 512×512 the UNet's int8
 /// weights alone are 0.86 GB and the decoder's activations several hundred MB.
+///
+/// Not re-entrant, and not `Sendable`: one pipeline makes one run, on one thread. Several threads generating
+/// from one model each make their own pipeline (`ModelFile.generate` does), sharing the `ModelFile`.
 public final class SamplingPipeline {
     public let model: ModelFile
     /// The UNet; for latent diffusion nil once `run` has sampled (released before the decoder loads).
@@ -110,8 +117,8 @@ public final class SamplingPipeline {
             try PromptEmbeddings.encode(model: model, prompt: $0, negativePrompt: options.negativePrompt, guided: layout.guided, threads: options.threads)
         }
         guidance = layout.guided ? options.guidance : nil
-        let unet = try UNet(model: model, batch: layout.unetBatch, threads: options.threads, winograd: options.winograd,
-                            sampleSize: layout.latentSide)
+        let unet = try UNet(model: model, batch: layout.unetBatch, threads: options.threads, int8Activations: options.int8Activations,
+                            winograd: options.winograd, sampleSize: layout.latentSide)
         self.unet = unet
         unetBytes = unet.arenaBytes + unet.packedWeightBytes
         guard u.inChannels == u.outChannels else {

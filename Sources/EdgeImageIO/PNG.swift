@@ -52,17 +52,38 @@ public func diffusersPixelValue(_ x: Float) -> UInt8 {
 }
 
 /// Converts N images (float32, N×C×H×W, diffusers' model range [−1, 1]) into one 8-bit grid image,
-/// pixel values as `diffusersPixelValue`. Tiles are placed left to right, top to bottom, `layout.columns`
-/// per row (default ⌈√N⌉), `layout.gap` pixels apart. C must be 1 (gray) or 3 (RGB).
-///
-/// Width = cols·W + (cols−1)·gap, height = rows·H + (rows−1)·gap with rows = ⌈N/cols⌉.
+/// pixel values as `diffusersPixelValue`, tiled as `grid(tiles:)` tiles them. C must be 1 (gray) or 3 (RGB).
 public func pixels(images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, height h: Int, width w: Int,
                    layout: GridLayout = GridLayout()) throws -> PixelGrid {
-    guard c == 1 || c == 3 else { throw EdgeError("images must have 1 (gray) or 3 (RGB) channels, got \(c)") }
-    guard n >= 1, h >= 1, w >= 1 else { throw EdgeError("image batch must not be empty (N=\(n), H=\(h), W=\(w))") }
-    guard images.count == n * c * h * w else {
-        throw EdgeError("image buffer holds \(images.count) values, N×C×H×W = \(n)×\(c)×\(h)×\(w) needs \(n * c * h * w)")
+    try checkImageShape(count: n, channels: c, height: h, width: w, values: images.count)
+    let tiles = imagePixels(images, count: n, channels: c, height: h, width: w)
+    return try tiles.withUnsafeBufferPointer { try grid(tiles: $0, count: n, channels: c, height: h, width: w, layout: layout) }
+}
+
+/// N images (float32, N×C×H×W, model range [−1, 1]) as 8-bit pixels, image by image, each H×W×C
+/// (interleaved: what an image library expects), values as `diffusersPixelValue`.
+public func imagePixels(_ images: UnsafeBufferPointer<Float>, count n: Int, channels c: Int, height h: Int, width w: Int) -> [UInt8] {
+    precondition(images.count == n * c * h * w, "imagePixels: \(images.count) values for \(n)×\(c)×\(h)×\(w)")
+    var out = [UInt8](repeating: 0, count: n * h * w * c)
+    for image in 0 ..< n {
+        for y in 0 ..< h {
+            for x in 0 ..< w {
+                for ch in 0 ..< c {
+                    out[((image * h + y) * w + x) * c + ch] = diffusersPixelValue(images[((image * c + ch) * h + y) * w + x])
+                }
+            }
+        }
     }
+    return out
+}
+
+/// Tiles N 8-bit images (N×H×W×C, as `imagePixels` gives them) into one grid image: left to right, top to
+/// bottom, `layout.columns` per row (default ⌈√N⌉), `layout.gap` pixels apart. C must be 1 (gray) or 3 (RGB).
+///
+/// Width = cols·W + (cols−1)·gap, height = rows·H + (rows−1)·gap with rows = ⌈N/cols⌉.
+public func grid(tiles: UnsafeBufferPointer<UInt8>, count n: Int, channels c: Int, height h: Int, width w: Int,
+                 layout: GridLayout = GridLayout()) throws -> PixelGrid {
+    try checkImageShape(count: n, channels: c, height: h, width: w, values: tiles.count)
     guard layout.gap >= 0 else { throw EdgeError("grid gap must not be negative, got \(layout.gap)") }
     let columns = layout.columns ?? smallestSquareSide(n)
     guard columns >= 1 else { throw EdgeError("grid columns must be at least 1, got \(columns)") }
@@ -75,15 +96,23 @@ public func pixels(images: UnsafeBufferPointer<Float>, count n: Int, channels c:
         let x0 = (image % cols) * (w + layout.gap)
         let y0 = (image / cols) * (h + layout.gap)
         for y in 0..<h {
-            for x in 0..<w {
-                let o = ((y0 + y) * width + x0 + x) * c
-                for ch in 0..<c {
-                    out[o + ch] = diffusersPixelValue(images[((image * c + ch) * h + y) * w + x])
-                }
-            }
+            let o = ((y0 + y) * width + x0) * c, i = (image * h + y) * w * c
+            for k in 0 ..< w * c { out[o + k] = tiles[i + k] }
         }
     }
     return PixelGrid(width: width, height: height, channels: c, pixels: out)
+}
+
+/// The checks every image entry point makes: 1 or 3 channels, a non-empty batch, and N×C×H×W values
+/// (with overflow refused, since the sizes may come from a C caller).
+private func checkImageShape(count n: Int, channels c: Int, height h: Int, width w: Int, values: Int) throws {
+    guard c == 1 || c == 3 else { throw EdgeError("images must have 1 (gray) or 3 (RGB) channels, got \(c)") }
+    guard n >= 1, h >= 1, w >= 1 else { throw EdgeError("image batch must not be empty (N=\(n), H=\(h), W=\(w))") }
+    let (nc, o1) = n.multipliedReportingOverflow(by: c), (nch, o2) = nc.multipliedReportingOverflow(by: h)
+    let (needed, o3) = nch.multipliedReportingOverflow(by: w)
+    guard !o1, !o2, !o3, values == needed else {
+        throw EdgeError("image buffer holds \(values) values, N×C×H×W = \(n)×\(c)×\(h)×\(w) needs \(o1 || o2 || o3 ? "more than Int.max" : String(needed))")
+    }
 }
 
 /// `pixels` for an array.

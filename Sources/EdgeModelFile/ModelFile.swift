@@ -123,6 +123,9 @@ public enum ModelFileWriter {
 
 /// A model file mapped read-only and validated: every offset, size and count is checked against the
 /// file before anything is read through it.
+///
+/// Thread safety: immutable once opened (the mapping is read-only), so one `ModelFile` may be shared by any
+/// number of threads, each running its own pipeline over it.
 public final class ModelFile: @unchecked Sendable {
     public struct Entry: Sendable {
         public let name: String

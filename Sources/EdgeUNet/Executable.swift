@@ -34,7 +34,7 @@ final class Executable: @unchecked Sendable {
         pointers = program.slots.map { arena.floats(at: program.plan.offsets[$0]) }
         scratch = arena.base + program.plan.offsets[program.scratchSlot]
         // Pack every weight the kernels asked for once, then let the mapped originals leave resident memory.
-        let memory = program.packedBytes > 0 ? UnsafeMutableRawPointer.allocate(byteCount: program.packedBytes, alignment: 64) : nil
+        let memory = program.packedBytes > 0 ? PageMemory.allocate(byteCount: program.packedBytes) : nil
         packedMemory = memory
         if let memory { adviseHugePages(memory, byteCount: program.packedBytes) }
         // The Winograd weight transform's panels, for the load only.
@@ -59,7 +59,7 @@ final class Executable: @unchecked Sendable {
         }
     }
 
-    deinit { packedMemory?.deallocate() }
+    deinit { packedMemory.map { PageMemory.deallocate($0, byteCount: program.packedBytes) } }
 
     var arenaBytes: Int { program.plan.totalBytes }
 

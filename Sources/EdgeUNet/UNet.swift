@@ -9,6 +9,9 @@ import EdgeModelFile
 /// nothing.
 ///
 /// Usage: write x_t into `sample` and t into `timesteps`, call `run()`, read ε (or v, or x₀) from `output`.
+///
+/// Not re-entrant: every run writes the one arena, so one `run()` at a time per UNet. It is `Sendable` so that
+/// it can be handed to another thread, not so that two may run it at once; make one UNet per thread.
 public final class UNet: @unchecked Sendable {
     public let config: UNetConfig
     public let batch: Int

@@ -10,13 +10,14 @@ public final class Arena: @unchecked Sendable {
 
     public init(byteCount: Int) {
         self.byteCount = byteCount
-        base = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, Arena.alignment), alignment: Arena.alignment)
+        // Page-aligned, so also aligned to `alignment`.
+        base = PageMemory.allocate(byteCount: max(byteCount, Arena.alignment))
         adviseHugePages(base, byteCount: byteCount)
         // Touch every page now, so the first step does not pay for page faults and peak memory shows at load.
         base.initializeMemory(as: UInt8.self, repeating: 0, count: max(byteCount, Arena.alignment))
     }
 
-    deinit { base.deallocate() }
+    deinit { PageMemory.deallocate(base, byteCount: max(byteCount, Arena.alignment)) }
 
     /// The float tensor placed at `offset` bytes.
     @inlinable public func floats(at offset: Int) -> UnsafeMutablePointer<Float> {

@@ -35,13 +35,7 @@ struct Bench: ParsableCommand {
         guard (1 ... 4096).contains(count) else { throw EdgeError.usage("--count must be in 1...4096, got \(count)") }
         guard (1 ... 100_000).contains(iterations) else { throw EdgeError.usage("--iterations must be in 1...100000, got \(iterations)") }
         if let t = threads, !(1 ... 1024).contains(t) { throw EdgeError.usage("--threads must be in 1...1024, got \(t)") }
-        let int8: Bool?
-        switch int8Activations {
-        case "auto": int8 = nil
-        case "on": int8 = true
-        case "off": int8 = false
-        default: throw EdgeError.usage("--int8-activations must be auto, on or off, got \(int8Activations)")
-        }
+        let int8 = try parseInt8Activations(int8Activations)
         guard winograd == "on" || winograd == "off" else { throw EdgeError.usage("--winograd must be on or off, got \(winograd)") }
         let limit = try memory.limit()
         let file = try openModel(model, limit: limit)
@@ -58,5 +52,15 @@ struct Bench: ParsableCommand {
                 print("    \(k.kind): \(fixed(k.milliseconds, decimals: 2)) ms in \(k.layers) layers")
             }
         }
+    }
+}
+
+/// `--int8-activations auto|on|off` → nil (the CPU's default), true, false.
+func parseInt8Activations(_ value: String) throws -> Bool? {
+    switch value {
+    case "auto": return nil
+    case "on": return true
+    case "off": return false
+    default: throw EdgeError.usage("--int8-activations must be auto, on or off, got \(value)")
     }
 }

@@ -96,6 +96,10 @@ struct Sample: ParsableCommand {
                                valueName: "on|off"))
     var winograd: String = "on"
 
+    @Option(help: ArgumentHelp("int8 models: quantise activations to int8 too (auto: where the CPU has a dot-product instruction; the two paths' images differ slightly).",
+                               valueName: "auto|on|off"))
+    var int8Activations: String = "auto"
+
     @Flag(help: "No progress lines.")
     var quiet = false
 
@@ -122,6 +126,7 @@ struct Sample: ParsableCommand {
         options.threads = Threads(threads)
         guard winograd == "on" || winograd == "off" else { throw EdgeError.usage("--winograd must be on or off, got \(winograd)") }
         options.winograd = winograd == "on"
+        options.int8Activations = try parseInt8Activations(int8Activations)
         try checkWritable(output)
         if let npy { try checkWritable(npy) }
         if let latents { try checkWritable(latents) }

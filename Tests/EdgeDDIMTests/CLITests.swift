@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import EdgeImageIO
+import EdgeDDIM
 
 /// The two command-line tools as a user runs them: bad input gets one line on stderr, exit status 2 for
 /// usage errors and 1 for runtime errors, and leaves no output file.
@@ -38,6 +39,7 @@ final class CLITests: XCTestCase {
         try assertFails("edge-ddim", m + ["--frobnicate"], status: 2, mentions: "frobnicate")
         try assertFails("edge-ddim", ["bench", "--model", model, "--iterations", "0"], status: 2, mentions: "--iterations")
         try assertFails("edge-ddim", ["bench", "--model", model, "--int8-activations", "maybe"], status: 2, mentions: "--int8-activations")
+        try assertFails("edge-ddim", m + ["--int8-activations", "maybe"], status: 2, mentions: "--int8-activations must be auto, on or off")
     }
 
     /// `bench --json` lists every layer under the checkpoint's module names with a time, and says which
@@ -119,5 +121,28 @@ final class CLITests: XCTestCase {
         let x0 = try NPY.read(path: temp + "/x0.npy")
         XCTAssertEqual(x0.shape, [2, 1, 32, 32])
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: temp).sorted(), ["g.png", "x0.npy"])
+    }
+
+    /// `--int8-activations on|off` reaches the UNet: each gives the x₀ of the library run with the same
+    /// `SamplingOptions.int8Activations`, and the two paths' x₀ differ (the default model has int8 weights).
+    func testInt8ActivationsOptionPicksThePath() throws {
+        let temp = temporaryFolder()
+        defer { removeFolder(temp) }
+        let file = try ModelFile(path: model)
+        var x0: [Bool: [Float]] = [:]
+        for (flag, int8) in [("on", true), ("off", false)] {
+            let outcome = try run("edge-ddim", ["--model", model, "--steps", "2", "--count", "1", "--quiet", "--int8-activations", flag,
+                                                "--output", "\(flag).png", "--npy", "\(flag).npy"], in: temp)
+            XCTAssertEqual(outcome.status, 0, outcome.stderr)
+            var options = SamplingOptions()
+            options.steps = 2
+            options.count = 1
+            options.int8Activations = int8
+            let library = try file.generate(options)
+            let command = try NPY.read(path: temp + "/\(flag).npy")
+            XCTAssertEqual(command.values, library.values, "--int8-activations \(flag)")
+            x0[int8] = command.values
+        }
+        XCTAssertNotEqual(x0[true], x0[false], "int8 and fp32 activations gave the same x0")
     }
 }

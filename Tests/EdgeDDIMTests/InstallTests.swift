@@ -16,7 +16,8 @@ final class InstallTests: XCTestCase {
         try install.run()
         install.waitUntilExit()
         XCTAssertEqual(install.terminationStatus, 0)
-        for file in ["bin/edge-ddim", "bin/convert", "share/edge-ddim/models/ddpm-fashion-32.edm", "share/doc/edge-ddim/FORMAT.md"] {
+        for file in ["bin/edge-ddim", "bin/convert", "lib/libedgeddim.so", "include/edgeddim.h", "share/edge-ddim/models/ddpm-fashion-32.edm",
+                     "share/doc/edge-ddim/FORMAT.md", "share/doc/edge-ddim/examples/generate.c"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: temp + "/prefix/" + file), file)
         }
 
@@ -31,6 +32,19 @@ final class InstallTests: XCTestCase {
         XCTAssertEqual(version.status, 0, version.stderr)
         XCTAssertTrue(version.stdout.hasPrefix("edge-ddim 0."), version.stdout)
         XCTAssertTrue(version.stdout.contains("model format 3"), version.stdout)
+
+        // A C program built against the installed header and library alone.
+        // (Skipped where no compiler builds for this architecture, or under ThreadSanitizer: see cFlagsForThisBuild.)
+        if let cc = nativeCCompiler(), let cFlags = cFlagsForThisBuild() {
+            let p = temp + "/prefix"
+            let build = try runTool("cc", cFlags + ["-I", p + "/include", p + "/share/doc/edge-ddim/examples/generate.c", "-L", p + "/lib", "-ledgeddim",
+                                           "-Wl,-rpath," + p + "/lib", "-o", empty + "/generate"], in: empty, shell: "exec \(cc) \"$@\"")
+            XCTAssertEqual(build.status, 0, build.stderr)
+            let c = try runTool("generate", [p + "/share/edge-ddim/models/ddpm-fashion-32.edm", "c.png", "0", "1"], in: empty,
+                                shell: "exec ./generate \"$@\"")
+            XCTAssertEqual(c.status, 0, c.stderr)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: empty + "/c.png"))
+        }
 
         // The build's own command has no installation beside it: $EDGE_DDIM_MODEL, else the current folder's models/.
         let other = temp + "/other"

@@ -155,3 +155,50 @@ func runTool(_ tool: String, _ arguments: [String], in folder: String, shell: St
     process.waitUntilExit()
     return ToolOutcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
 }
+
+/// Which sanitizer this test process was built with: tools/sanitize.sh says so in $EDGE_DDIM_SANITIZER, and
+/// AddressSanitizer's runtime is also found by its exported entry point (ThreadSanitizer's exports none).
+enum TestSanitizer { case none, address, thread }
+
+func testSanitizer() -> TestSanitizer {
+    switch ProcessInfo.processInfo.environment["EDGE_DDIM_SANITIZER"] {
+    case "address": return .address
+    case "thread": return .thread
+    default: break
+    }
+    if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil { return .address }
+    if dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil { return .thread }
+    return .none
+}
+
+/// The flags a C program linked to this build's libedgeddim.so needs, or nil when it cannot link one here.
+/// Under tools/sanitize.sh the library is instrumented and calls into the sanitizer's runtime: AddressSanitizer's
+/// links with -fsanitize=address; ThreadSanitizer's (the Swift toolchain's) also wants libdispatch and the
+/// blocks runtime, so the C examples are left to the plain and AddressSanitizer runs.
+func cFlagsForThisBuild() -> [String]? {
+    switch testSanitizer() {
+    case .none: []
+    case .address: ["-fsanitize=address"]
+    case .thread: nil
+    }
+}
+
+/// A C compiler in PATH (clang, else cc) that builds for this process's architecture, or nil. Under the aarch64
+/// CI run the tests are an emulated aarch64 process in an x86-64 chroot, whose compilers build x86-64 programs.
+func nativeCCompiler() -> String? {
+    #if arch(arm64)
+    let arch = "aarch64"
+    #else
+    let arch = "x86_64"
+    #endif
+    for name in ["clang", "cc"] {
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let path = "\(folder)/\(name)"
+            guard FileManager.default.isExecutableFile(atPath: path),
+                  let machine = try? runTool(name, ["-dumpmachine"], in: "/", shell: "exec \(path) \"$@\""),
+                  machine.status == 0 else { continue }
+            if machine.stdout.hasPrefix(arch) { return path }
+        }
+    }
+    return nil
+}

@@ -212,6 +212,27 @@ def write_tokenizer():
         (folder / f"prompt-{i:02}.txt").write_bytes(b"\x01" + entry["prompt"].encode())
 
 
+def write_capi():
+    """The C API target's seeds: a 16-byte options header and a prompt (as capi.swift lays them out) before the
+    model-file seeds, so the fuzzer starts from models that open and options that pass or fail one check each."""
+    folder = fresh("capi")
+    models = sorted((OUT / "modelfile").glob("*.edm"))
+    #          steps count+1 sampler eta threads batch size flags seed guidance prompt-length png-w png-h
+    headers = {
+        "defaults": (10, 2, 0, 0, 1, 1, 0, 0, 3, 75, 0, 0, 0),
+        "generate": (2, 2, 1, 0, 3, 2, 0, 8, 5, 75, 0, 0, 0),
+        "prompt": (4, 2, 8, 100, 1, 1, 8, 1 | 2 | 8, 0, 75, 5, 3, 4),
+        "bad-struct": (10, 2, 3, 0, 1, 1, 0, 4, 0, 75, 0, 0, 0),
+        "png": (0, 0, 0, 255, 0, 0, 0, 16, 0, 0, 0, 7, 7),
+    }
+    for name, (steps, count, sampler, eta, threads, batch, size, flags, seed, guidance, plen, w, h) in headers.items():
+        prompt = b"a cat"[:plen]
+        header = bytes([steps, count, sampler, eta, threads, batch, size, flags]) + struct.pack("<I", seed) \
+            + bytes([guidance, len(prompt), w, h])
+        for model in models[:2]:
+            (folder / f"{name}-{model.stem}.bin").write_bytes(header + prompt + model.read_bytes())
+
+
 def copy_fixtures(target, source, pattern):
     folder = fresh(target)
     for path in sorted(source.glob(pattern)):
@@ -223,6 +244,7 @@ if __name__ == "__main__":
     write_config()
     write_modelfile()
     write_tokenizer()
+    write_capi()
     copy_fixtures("npy", FIXTURES / "sampler" / "npy", "*.npy")
     copy_fixtures("png", FIXTURES / "sampler" / "png", "*.png")
     for folder in sorted(OUT.iterdir()):

@@ -6,7 +6,7 @@
 #
 # To run two targets at once, build first, then start each with --no-build (the build folder is shared).
 #
-# Targets: safetensors config modelfile npy png tokenizer. The package sources are compiled module by module with
+# Targets: safetensors config modelfile npy png tokenizer capi. The package sources are compiled module by module with
 # swiftc -sanitize=fuzzer,address (SwiftPM has no fuzzer target type), into .build-fuzz. Crashing inputs
 # are saved in .build-fuzz/findings/TARGET; the grown corpus in .build-fuzz/corpus/TARGET (not committed:
 # add an input to Tests/Fuzz/corpus only when it covers something new, and a crash as a regression test in
@@ -25,28 +25,37 @@ while [ $# -gt 0 ]; do
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors config modelfile npy png tokenizer)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors config modelfile npy png tokenizer capi)
 
 B=$root/.build-fuzz
 mkdir -p "$B/modules" "$B/obj"
 if [ "$build" = 1 ]; then
+# Every module is compiled afresh; objects left by an older layout of this script would link twice.
+rm -rf "$B/obj" && mkdir -p "$B/obj"
 swiftc=${SWIFTC:-swiftc}
 clang=${CLANG:-$(dirname "$(command -v "$swiftc")")/clang}
 flags=(-O -parse-as-library -sanitize=fuzzer,address -I "$B/modules" -I "$B/modules/_EdgeThreads" -swift-version 6)
 omp=$(ls /usr/lib/*-linux-gnu/libomp.so.5 2>/dev/null | head -1)
 [ -n "$omp" ] || { echo "libomp.so.5 not found (apt install libomp-dev)" >&2; exit 1; }
 
-# The C module: its header folder plus a module map, as SwiftPM would generate it.
-mkdir -p "$B/modules/_EdgeThreads"
-{
-  echo "module _EdgeThreads {"
-  for h in Sources/_EdgeThreads/include/*.h; do echo "  header \"$root/$h\""; done
-  echo "  export *"
-  echo "}"
-} > "$B/modules/_EdgeThreads/module.modulemap"
-for c in Sources/_EdgeThreads/*.c; do
-  "$clang" -O1 -fopenmp -fsanitize=fuzzer-no-link,address -I Sources/_EdgeThreads/include -c "$c" -o "$B/obj/$(basename "$c" .c).o"
-done
+# The C modules: each one's header folder plus a module map, as SwiftPM would generate it, and its objects.
+cmodule() {
+  local name=$1; shift
+  mkdir -p "$B/modules/$name"
+  {
+    echo "module $name {"
+    for h in Sources/$name/include/*.h; do echo "  header \"$root/$h\""; done
+    echo "  export *"
+    echo "}"
+  } > "$B/modules/$name/module.modulemap"
+  for c in Sources/$name/*.c; do
+    "$clang" "$@" -fsanitize=fuzzer-no-link,address -I Sources/$name/include -c "$c" -o "$B/obj/$name-$(basename "$c" .c).o"
+  done
+}
+cmodule _EdgeThreads -O1 -fopenmp
+cmodule _EdgeMicrokernels -O2
+cmodule CEdgeDDIM -O1
+flags+=(-I "$B/modules/_EdgeMicrokernels" -I "$B/modules/CEdgeDDIM")
 
 # Swift modules in dependency order; each is one whole-module object.
 module() {
@@ -62,6 +71,10 @@ module EdgeModelFile Sources/EdgeModelFile/*.swift
 module EdgeSampler Sources/EdgeSampler/*.swift
 module EdgeImageIO Sources/EdgeImageIO/*.swift
 module EdgeConvert Sources/EdgeConvert/*.swift
+module _EdgeKernels $(find Sources/_EdgeKernels -name "*.swift")
+module EdgeUNet Sources/EdgeUNet/*.swift
+module EdgeDDIM Sources/EdgeDDIM/*.swift
+module EdgeDDIMC Sources/EdgeDDIMC/*.swift
 
 for t in "${targets[@]}"; do
   src=Tests/Fuzz/targets/$t.swift
